@@ -1,0 +1,208 @@
+//! The step contracts: the only shapes the state machines pass between steps.
+//!
+//! Outputs carry ids and small numbers, never large lists, so an execution stays far below the
+//! 256 KB payload limit; the job record holds the rest. Times are strings, never timestamps.
+
+use crate::domain::{BuildRequest, JobId};
+
+/// The input of a build-image execution. The execution name is the job id.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildExecutionInput {
+    /// What to build.
+    pub request: BuildRequest,
+    /// The schedule that fired it, if any.
+    #[serde(default)]
+    pub schedule: Option<String>,
+}
+
+/// The input of the snapshot function.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum SnapshotInput {
+    /// Validate the request and start the snapshots.
+    Start(StartSnapshots),
+    /// Look at the snapshots' progress.
+    Check(JobRef),
+}
+
+/// `action: start` of the snapshot function.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StartSnapshots {
+    /// The job, which is also the execution name.
+    pub job_id: JobId,
+    /// The execution working on the job.
+    #[serde(default)]
+    pub execution_arn: Option<String>,
+    /// What to build.
+    pub request: BuildRequest,
+    /// The schedule that fired the build, if any.
+    #[serde(default)]
+    pub schedule: Option<String>,
+}
+
+/// A step input that names only the job.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobRef {
+    /// The job.
+    pub job_id: JobId,
+}
+
+/// Whether the snapshots are done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotState {
+    /// Still being taken: wait `wait_seconds` and check again.
+    Pending,
+    /// Every snapshot completed.
+    Completed,
+}
+
+/// The output of both snapshot actions.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotOutput {
+    /// The job.
+    pub job_id: JobId,
+    /// Whether to wait more.
+    pub state: SnapshotState,
+    /// Size-weighted progress.
+    pub percent: u8,
+    /// How long the Wait state waits before the next check.
+    pub wait_seconds: u64,
+    /// How many snapshots the job has.
+    pub snapshot_count: usize,
+}
+
+/// The output of the bundle function.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BundleOutput {
+    /// The job.
+    pub job_id: JobId,
+    /// Where the manifest was written, `s3://bucket/key`.
+    pub manifest_path: String,
+}
+
+/// The output of the register function.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RegisterOutput {
+    /// The job.
+    pub job_id: JobId,
+    /// The registered image.
+    pub image_id: String,
+}
+
+/// The output of the set-permissions function.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SetPermissionsOutput {
+    /// The job.
+    pub job_id: JobId,
+    /// The image shared.
+    pub image_id: String,
+    /// Whether it is public now.
+    pub public: bool,
+    /// How many accounts, organizations and OUs were granted launch permission.
+    pub grants: usize,
+}
+
+/// What a Catch hands on: Step Functions' `Error` and `Cause`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StepFailure {
+    /// The error type.
+    #[serde(rename = "Error", default)]
+    pub error: String,
+    /// The cause: for a Lambda error, JSON with `errorType` and `errorMessage`.
+    #[serde(rename = "Cause", default)]
+    pub cause: Option<String>,
+}
+
+impl StepFailure {
+    /// The message for a person: the Lambda's `errorMessage` when the cause carries one.
+    pub fn message(&self) -> String {
+        let cause = self.cause.as_deref().unwrap_or_default();
+        serde_json::from_str::<serde_json::Value>(cause)
+            .ok()
+            .and_then(|v| {
+                v.get("errorMessage")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| {
+                if cause.is_empty() {
+                    self.error.clone()
+                } else {
+                    cause.to_owned()
+                }
+            })
+    }
+}
+
+/// The input of the purge function.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum PurgeInput {
+    /// Undo what a failed build created and record the failure.
+    Rollback(RollbackInput),
+}
+
+/// `action: rollback` of the purge function.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RollbackInput {
+    /// The failed job.
+    pub job_id: JobId,
+    /// Why it failed, from the Catch.
+    #[serde(default)]
+    pub error: Option<StepFailure>,
+}
+
+/// The output of a rollback.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RollbackOutput {
+    /// The job.
+    pub job_id: JobId,
+    /// Images deregistered.
+    pub images_deregistered: usize,
+    /// Snapshots deleted.
+    pub snapshots_deleted: usize,
+    /// Manifest objects deleted.
+    pub objects_deleted: usize,
+    /// The error the job failed with, for the Fail state.
+    pub error: String,
+    /// The message it failed with, for the Fail state.
+    pub cause: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_input_is_tagged_by_action() {
+        let input: SnapshotInput =
+            serde_json::from_str(r#"{"action":"check","job_id":"job-1"}"#).unwrap();
+        assert_eq!(
+            input,
+            SnapshotInput::Check(JobRef {
+                job_id: JobId::parse("job-1").unwrap()
+            })
+        );
+        let input: SnapshotInput = serde_json::from_str(
+            r#"{"action":"start","job_id":"job-1","request":{"instance_id":"i-0123abcd","name":"web"}}"#,
+        )
+        .unwrap();
+        assert!(matches!(input, SnapshotInput::Start(s) if s.request.name == "web"));
+    }
+
+    #[test]
+    fn failures_show_the_lambda_message() {
+        let failure = StepFailure {
+            error: "AmiForge.NotFound".into(),
+            cause: Some(r#"{"errorType":"AmiForge.NotFound","errorMessage":"instance i-0123abcd does not exist"}"#.into()),
+        };
+        assert_eq!(failure.message(), "instance i-0123abcd does not exist");
+        let bare = StepFailure {
+            error: "States.Timeout".into(),
+            cause: None,
+        };
+        assert_eq!(bare.message(), "States.Timeout");
+    }
+}

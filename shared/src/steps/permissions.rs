@@ -1,0 +1,179 @@
+//! The set-permissions step: share the image as asked, after checking that the sharing can
+//! work (block public access, product codes, AWS managed keys).
+
+use tracing::{info, warn};
+
+use super::{percent, Pipeline};
+use crate::aws::ec2::SnapshotFacts;
+use crate::contract::SetPermissionsOutput;
+use crate::domain::{AmiId, JobId, Sharing};
+use crate::error::{AwsError, AwsErrorKind, StepError};
+use crate::jobs::JobStatus;
+
+/// What the preflight learned that the sharing call may need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preflight {
+    /// The block public access state could not be read, so a refusal of public sharing is
+    /// taken to be that setting.
+    pub block_public_access_unknown: bool,
+}
+
+/// Checks that `sharing` can be applied to the image and its snapshots.
+///
+/// # Errors
+/// [`StepError::ProductCodesPublic`], [`StepError::PublicSharingBlocked`] or
+/// [`StepError::ManagedKeyShare`], each explaining what to do; an AWS error.
+pub async fn preflight(
+    pipeline: &Pipeline,
+    image_id: &AmiId,
+    snapshots: &[SnapshotFacts],
+    sharing: &Sharing,
+) -> Result<Preflight, StepError> {
+    let mut result = Preflight {
+        block_public_access_unknown: false,
+    };
+    if sharing.public {
+        let image = pipeline.ec2.image(image_id).await?;
+        if image.is_some_and(|i| !i.product_codes.is_empty()) {
+            return Err(StepError::ProductCodesPublic(image_id.to_string()));
+        }
+        match pipeline.ec2.image_block_public_access().await {
+            Ok(Some(state)) if state == "block-new-sharing" => {
+                return Err(StepError::PublicSharingBlocked)
+            }
+            Ok(_) => {}
+            Err(err) => {
+                warn!(ami_id = %image_id, error = %err, "image block public access state unreadable");
+                result.block_public_access_unknown = true;
+            }
+        }
+    }
+    if sharing.shares_outside() {
+        for snapshot in snapshots.iter().filter(|s| s.encrypted) {
+            let key = snapshot
+                .kms_key_id
+                .clone()
+                .unwrap_or_else(|| "alias/aws/ebs".into());
+            if key.ends_with("alias/aws/ebs") || pipeline.kms.is_aws_managed(&key).await? {
+                return Err(StepError::ManagedKeyShare {
+                    snapshot_id: snapshot.snapshot_id.to_string(),
+                    key_id: key,
+                });
+            }
+        }
+    }
+    Ok(result)
+}
+
+/// Grants launch permission (and create-volume permission on the snapshots when asked),
+/// translating EC2's refusal of public sharing when the preflight could not read the setting.
+///
+/// # Errors
+/// [`StepError::PublicSharingBlocked`] or an AWS error.
+pub async fn grant(
+    pipeline: &Pipeline,
+    image_id: &AmiId,
+    snapshot_ids: &[String],
+    sharing: &Sharing,
+    preflight: Preflight,
+) -> Result<(), StepError> {
+    if let Err(err) = pipeline.ec2.add_launch_permissions(image_id, sharing).await {
+        return Err(refusal(err, sharing, preflight));
+    }
+    if sharing.create_volume_permission {
+        for snapshot in snapshot_ids {
+            pipeline
+                .ec2
+                .add_create_volume_permission(snapshot, sharing)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+fn refusal(err: AwsError, sharing: &Sharing, preflight: Preflight) -> StepError {
+    let refused = !matches!(
+        err.kind,
+        AwsErrorKind::Throttled | AwsErrorKind::Transient | AwsErrorKind::NotFound
+    );
+    if sharing.public && preflight.block_public_access_unknown && refused {
+        warn!(error = %err, "public sharing refused; taking it for block public access");
+        StepError::PublicSharingBlocked
+    } else {
+        err.into()
+    }
+}
+
+/// Applies the job's sharing to its image and marks the job succeeded.
+///
+/// # Errors
+/// See [`preflight`] and [`grant`]; [`StepError::JobIncomplete`] before registration.
+pub async fn run(pipeline: &Pipeline, job_id: &JobId) -> Result<SetPermissionsOutput, StepError> {
+    let job = pipeline.jobs.get(job_id).await?;
+    let spec = pipeline.spec_of(&job)?;
+    let Some(image_id) = job.image_id.as_deref() else {
+        return Err(StepError::JobIncomplete {
+            job_id: job_id.clone(),
+            what: "image",
+            step: "register",
+        });
+    };
+    let image_id = AmiId::parse(image_id).map_err(|e| StepError::BadEvent(e.to_string()))?;
+    let sharing = spec.sharing.clone();
+
+    let snapshots = if sharing.shares_outside() {
+        pipeline.ec2.describe_snapshots(&job.snapshot_ids).await?
+    } else {
+        Vec::new()
+    };
+    let checked = preflight(pipeline, &image_id, &snapshots, &sharing).await?;
+    grant(pipeline, &image_id, &job.snapshot_ids, &sharing, checked).await?;
+
+    let applied = sharing.to_request();
+    let message = format!("image {image_id} is ready{}", describe(&sharing));
+    pipeline
+        .update(job_id, |j| {
+            j.status = JobStatus::Succeeded;
+            j.sharing_applied = Some(applied.clone());
+            j.eta_seconds = Some(0);
+            j.progress("done", percent::DONE, message.clone());
+        })
+        .await?;
+    info!(job_id = %job_id, ami_id = %image_id, public = sharing.public, "image shared");
+    Ok(SetPermissionsOutput {
+        job_id: job_id.clone(),
+        image_id: image_id.to_string(),
+        public: sharing.public,
+        grants: sharing.accounts.len()
+            + sharing.organizations.len()
+            + sharing.organizational_units.len(),
+    })
+}
+
+/// `, shared with ...` for a job's closing message, empty when private.
+pub fn describe(sharing: &Sharing) -> String {
+    let mut parts = Vec::new();
+    if sharing.public {
+        parts.push("everyone".to_owned());
+    }
+    if !sharing.accounts.is_empty() {
+        parts.push(format!("{} account(s)", sharing.accounts.len()));
+    }
+    if !sharing.organizations.is_empty() {
+        parts.push(format!("{} organization(s)", sharing.organizations.len()));
+    }
+    if !sharing.organizational_units.is_empty() {
+        parts.push(format!(
+            "{} organizational unit(s)",
+            sharing.organizational_units.len()
+        ));
+    }
+    if parts.is_empty() {
+        ", private to its account".into()
+    } else {
+        format!(", shared with {}", parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! Unit tests of the permissions step with mocked SDK responses.

@@ -1,0 +1,1 @@
+//! Unit tests of the purge step with mocked SDK responses.
