@@ -21,7 +21,7 @@ pub struct BuildExecutionInput {
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum SnapshotInput {
     /// Validate the request and start the snapshots.
-    Start(StartSnapshots),
+    Start(Box<StartSnapshots>),
     /// Look at the snapshots' progress.
     Check(JobRef),
 }

@@ -3,6 +3,7 @@
 //! AWS adapters the steps work through.
 
 pub mod aws;
+pub mod builds;
 pub mod config;
 pub mod contract;
 pub mod domain;

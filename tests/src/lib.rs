@@ -6,6 +6,8 @@
 //! `cargo test` works while it is up. When it is not up, tests fail with the command that
 //! starts it; they never skip.
 
+pub mod build;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,7 +50,10 @@ impl Stack {
             for line in text.lines() {
                 let line = line.trim().trim_start_matches("export ").trim();
                 if let Some((k, v)) = line.split_once('=') {
-                    vars.insert(k.to_owned(), v.trim_matches(|c| c == '"' || c == '\'').to_owned());
+                    vars.insert(
+                        k.to_owned(),
+                        v.trim_matches(|c| c == '"' || c == '\'').to_owned(),
+                    );
                 }
             }
         }
@@ -80,18 +85,27 @@ impl Stack {
     /// # Errors
     /// When the stack did not set it.
     pub fn var(&self, name: &str) -> Result<String> {
-        self.vars
-            .get(name)
-            .cloned()
-            .with_context(|| format!("the local stack sets no {name}; restart it with `dev/stack up`"))
+        self.vars.get(name).cloned().with_context(|| {
+            format!("the local stack sets no {name}; restart it with `dev/stack up`")
+        })
     }
 
     /// SDK clients pointed at the stack.
     pub fn clients(&self) -> Clients {
-        let region = self.vars.get("AWS_REGION").cloned().unwrap_or_else(|| "us-east-1".into());
+        let region = self
+            .vars
+            .get("AWS_REGION")
+            .cloned()
+            .unwrap_or_else(|| "us-east-1".into());
         let credentials = aws_sdk_dynamodb::config::Credentials::new(
-            self.vars.get("AWS_ACCESS_KEY_ID").cloned().unwrap_or_else(|| "testing".into()),
-            self.vars.get("AWS_SECRET_ACCESS_KEY").cloned().unwrap_or_else(|| "testing".into()),
+            self.vars
+                .get("AWS_ACCESS_KEY_ID")
+                .cloned()
+                .unwrap_or_else(|| "testing".into()),
+            self.vars
+                .get("AWS_SECRET_ACCESS_KEY")
+                .cloned()
+                .unwrap_or_else(|| "testing".into()),
             None,
             None,
             "local-stack",
@@ -99,8 +113,15 @@ impl Stack {
         let config = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region))
-            .endpoint_url(self.vars.get("AWS_ENDPOINT_URL").cloned().unwrap_or_default())
-            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(credentials))
+            .endpoint_url(
+                self.vars
+                    .get("AWS_ENDPOINT_URL")
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                credentials,
+            ))
             .build();
         Clients::from_config(&config)
     }
@@ -162,7 +183,8 @@ pub fn unique(prefix: &str) -> String {
 /// When the definition cannot be read or DynamoDB refuses it.
 pub async fn create_jobs_table(client: &aws_sdk_dynamodb::Client) -> Result<String> {
     let path = repo_root().join("dev/jobs-table.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let definition: serde_json::Value = serde_json::from_str(&text)?;
     let name = unique("jobs");
 
@@ -184,25 +206,137 @@ pub async fn create_jobs_table(client: &aws_sdk_dynamodb::Client) -> Result<Stri
         .table_name(&name)
         .billing_mode(BillingMode::PayPerRequest)
         .set_key_schema(Some(key_schema(&definition["KeySchema"])?));
-    for attribute in definition["AttributeDefinitions"].as_array().context("AttributeDefinitions")? {
+    for attribute in definition["AttributeDefinitions"]
+        .as_array()
+        .context("AttributeDefinitions")?
+    {
         request = request.attribute_definitions(
             AttributeDefinition::builder()
-                .attribute_name(attribute["AttributeName"].as_str().context("AttributeName")?)
+                .attribute_name(
+                    attribute["AttributeName"]
+                        .as_str()
+                        .context("AttributeName")?,
+                )
                 .attribute_type(ScalarAttributeType::from(
-                    attribute["AttributeType"].as_str().context("AttributeType")?,
+                    attribute["AttributeType"]
+                        .as_str()
+                        .context("AttributeType")?,
                 ))
                 .build()?,
         );
     }
-    for index in definition["GlobalSecondaryIndexes"].as_array().context("GlobalSecondaryIndexes")? {
+    for index in definition["GlobalSecondaryIndexes"]
+        .as_array()
+        .context("GlobalSecondaryIndexes")?
+    {
         request = request.global_secondary_indexes(
             GlobalSecondaryIndex::builder()
                 .index_name(index["IndexName"].as_str().context("IndexName")?)
                 .set_key_schema(Some(key_schema(&index["KeySchema"])?))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()?,
         );
     }
     request.send().await.context("creating the jobs table")?;
     Ok(name)
+}
+
+/// Launches an instance in the emulator with an 8 GiB root volume and a data volume of
+/// `data_gib` at `/dev/sdf`, and returns its id.
+///
+/// # Errors
+/// When the emulator has no image to launch from or refuses the launch.
+pub async fn launch_instance(ec2: &aws_sdk_ec2::Client, data_gib: i32) -> Result<String> {
+    use aws_sdk_ec2::types::{
+        BlockDeviceMapping, EbsBlockDevice, Filter, InstanceType, VolumeType,
+    };
+
+    let images = ec2
+        .describe_images()
+        .owners("amazon")
+        .filters(
+            Filter::builder()
+                .name("architecture")
+                .values("x86_64")
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("root-device-type")
+                .values("ebs")
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("virtualization-type")
+                .values("hvm")
+                .build(),
+        )
+        .send()
+        .await?;
+    let image = images
+        .images()
+        .iter()
+        .filter(|i| i.platform().is_none())
+        .min_by_key(|i| i.image_id().unwrap_or_default().to_owned())
+        .context("the emulator offers no x86_64 EBS-backed image")?;
+    let root = image.root_device_name().unwrap_or("/dev/xvda").to_owned();
+    let volume = |device: &str, size: i32| {
+        BlockDeviceMapping::builder()
+            .device_name(device)
+            .ebs(
+                EbsBlockDevice::builder()
+                    .volume_size(size)
+                    .volume_type(VolumeType::Gp3)
+                    .delete_on_termination(true)
+                    .build(),
+            )
+            .build()
+    };
+    let output = ec2
+        .run_instances()
+        .image_id(image.image_id().unwrap_or_default())
+        .instance_type(InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        // The emulator makes no root volume once mappings are given: name it too.
+        .block_device_mappings(volume(&root, 8))
+        .block_device_mappings(volume("/dev/sdf", data_gib))
+        .send()
+        .await?;
+    output
+        .instances()
+        .first()
+        .and_then(|i| i.instance_id())
+        .map(str::to_owned)
+        .context("RunInstances returned no instance")
+}
+
+/// Snapshot ids carrying a job's tag.
+///
+/// # Errors
+/// When EC2 fails.
+pub async fn snapshots_of_job(ec2: &aws_sdk_ec2::Client, job_id: &str) -> Result<Vec<String>> {
+    let output = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name(format!("tag:{}", amiforge::domain::TagKey::JOB_ID))
+                .values(job_id)
+                .build(),
+        )
+        .send()
+        .await?;
+    let mut ids: Vec<String> = output
+        .snapshots()
+        .iter()
+        .filter_map(|s| s.snapshot_id().map(str::to_owned))
+        .collect();
+    ids.sort();
+    Ok(ids)
 }

@@ -1,10 +1,13 @@
 //! The job store on DynamoDB (the local stack): conditional creates and transitions,
 //! concurrent writers, pagination and lookups. Every test works in a table of its own.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // in tests a panic is the failure report
 
 use std::sync::Arc;
 
 use amiforge::domain::JobId;
-use amiforge::jobs::{update_job, DynamoJobStore, Job, JobKind, JobQuery, JobStatus, JobStore, StoreError};
+use amiforge::jobs::{
+    update_job, DynamoJobStore, Job, JobKind, JobQuery, JobStatus, JobStore, StoreError,
+};
 use amiforge_tests::{create_jobs_table, stack, unique};
 use chrono::{Duration, Utc};
 
@@ -34,8 +37,14 @@ async fn create_never_overwrites() {
     let mut second = first.clone();
     second.message = "other".into();
     let err = store.create(&second).await.unwrap_err();
-    assert!(matches!(err, StoreError::AlreadyExists(ref id) if *id == first.job_id), "{err}");
-    assert_eq!(store.get(&first.job_id).await.unwrap().message, "job recorded");
+    assert!(
+        matches!(err, StoreError::AlreadyExists(ref id) if *id == first.job_id),
+        "{err}"
+    );
+    assert_eq!(
+        store.get(&first.job_id).await.unwrap().message,
+        "job recorded"
+    );
 }
 
 /// QUEUED -> RUNNING -> SUCCEEDED is recorded with its history; the final state refuses change.
@@ -71,10 +80,21 @@ async fn transitions_are_recorded_and_final_is_final() {
     let steps: Vec<&str> = stored.history.iter().map(|e| e.step.as_str()).collect();
     assert_eq!(steps, ["queued", "snapshot", "done"]);
 
-    let err = update_job(store.as_ref(), &id, None, 20, |j| j.status = JobStatus::Failed)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Final { status: JobStatus::Succeeded, .. }), "{err}");
+    let err = update_job(store.as_ref(), &id, None, 20, |j| {
+        j.status = JobStatus::Failed
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Final {
+                status: JobStatus::Succeeded,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(store.get(&id).await.unwrap().version, 2);
 }
 
@@ -84,10 +104,19 @@ async fn illegal_transition_is_refused() {
     let store = store().await;
     let created = job(0);
     store.create(&created).await.unwrap();
-    let err = update_job(store.as_ref(), &created.job_id, None, 20, |j| j.status = JobStatus::Succeeded)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Transition { from: JobStatus::Queued, to: JobStatus::Succeeded, .. }));
+    let err = update_job(store.as_ref(), &created.job_id, None, 20, |j| {
+        j.status = JobStatus::Succeeded
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::Transition {
+            from: JobStatus::Queued,
+            to: JobStatus::Succeeded,
+            ..
+        }
+    ));
     assert_eq!(store.get(&created.job_id).await.unwrap(), created);
 }
 
@@ -116,7 +145,10 @@ async fn concurrent_conditional_updates_one_wins() {
         (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
         (a, b) => panic!("expected exactly one winner, got {a:?} and {b:?}"),
     };
-    assert!(matches!(loser, StoreError::Conflict { version: 0, .. }), "{loser}");
+    assert!(
+        matches!(loser, StoreError::Conflict { version: 0, .. }),
+        "{loser}"
+    );
     let stored = store.get(&id).await.unwrap();
     assert_eq!(stored, winner);
     assert_eq!(stored.version, 1);
@@ -161,7 +193,10 @@ async fn listing_pages_newest_first() {
     ids.reverse();
 
     let mut seen = Vec::new();
-    let mut query = JobQuery { limit: 3, ..JobQuery::default() };
+    let mut query = JobQuery {
+        limit: 3,
+        ..JobQuery::default()
+    };
     let mut pages = 0;
     loop {
         let page = store.list(&query).await.unwrap();
@@ -176,7 +211,11 @@ async fn listing_pages_newest_first() {
     }
     assert_eq!(seen, ids);
 
-    let bad = JobQuery { limit: 3, next: Some("not-a-token".into()), ..JobQuery::default() };
+    let bad = JobQuery {
+        limit: 3,
+        next: Some("not-a-token".into()),
+        ..JobQuery::default()
+    };
     assert!(matches!(store.list(&bad).await, Err(StoreError::BadToken)));
 }
 
@@ -199,14 +238,22 @@ async fn lookups_by_status_schedule_and_image() {
     .unwrap();
 
     let running = store
-        .list(&JobQuery { status: Some(JobStatus::Running), limit: 10, ..JobQuery::default() })
+        .list(&JobQuery {
+            status: Some(JobStatus::Running),
+            limit: 10,
+            ..JobQuery::default()
+        })
         .await
         .unwrap();
     let running_ids: Vec<_> = running.jobs.iter().map(|j| j.job_id.clone()).collect();
-    assert_eq!(running_ids, [imaged.job_id.clone()]);
+    assert_eq!(running_ids, std::slice::from_ref(&imaged.job_id));
 
     let nightly = store
-        .list(&JobQuery { schedule: Some("nightly".into()), limit: 10, ..JobQuery::default() })
+        .list(&JobQuery {
+            schedule: Some("nightly".into()),
+            limit: 10,
+            ..JobQuery::default()
+        })
         .await
         .unwrap();
     assert_eq!(nightly.jobs.len(), 1);
@@ -215,5 +262,9 @@ async fn lookups_by_status_schedule_and_image() {
     let by_image = store.find_by_image("ami-0000abcd").await.unwrap();
     assert_eq!(by_image.len(), 1);
     assert_eq!(by_image[0].job_id, imaged.job_id);
-    assert!(store.find_by_image("ami-ffff0000").await.unwrap().is_empty());
+    assert!(store
+        .find_by_image("ami-ffff0000")
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -546,6 +546,28 @@ impl Ec2 {
         AmiId::parse(id).map_err(|e| StepError::BadEvent(format!("RegisterImage returned {e}")))
     }
 
+    /// Attaches Marketplace product codes to an image.
+    ///
+    /// # Errors
+    /// An AWS error.
+    pub async fn attach_product_codes(
+        &self,
+        image: &AmiId,
+        codes: &[String],
+    ) -> Result<(), StepError> {
+        if codes.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .modify_image_attribute()
+            .image_id(image.as_str())
+            .set_product_codes(Some(codes.to_vec()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ModifyImageAttribute", e))?;
+        Ok(())
+    }
+
     /// Adds tags to resources.
     ///
     /// # Errors

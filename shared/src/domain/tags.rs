@@ -16,6 +16,8 @@ impl TagKey {
     pub const SOURCE_INSTANCE: &'static str = "amiforge:source-instance";
     /// The manifest path of the image.
     pub const MANIFEST: &'static str = "amiforge:manifest";
+    /// The image made from the snapshots.
+    pub const IMAGE_ID: &'static str = "amiforge:image-id";
     /// The schedule whose run built the image.
     pub const SCHEDULE: &'static str = "amiforge:schedule";
 }

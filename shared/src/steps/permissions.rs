@@ -92,9 +92,13 @@ pub async fn grant(
 }
 
 fn refusal(err: AwsError, sharing: &Sharing, preflight: Preflight) -> StepError {
+    // A missing permission or a passing hiccup is reported as itself, not as the setting.
     let refused = !matches!(
         err.kind,
-        AwsErrorKind::Throttled | AwsErrorKind::Transient | AwsErrorKind::NotFound
+        AwsErrorKind::Throttled
+            | AwsErrorKind::Transient
+            | AwsErrorKind::NotFound
+            | AwsErrorKind::AccessDenied
     );
     if sharing.public && preflight.block_public_access_unknown && refused {
         warn!(error = %err, "public sharing refused; taking it for block public access");

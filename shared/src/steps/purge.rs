@@ -172,7 +172,8 @@ pub async fn plan_job(
     Ok(plan)
 }
 
-/// Records a failed build as FAILED and deletes exactly what it created.
+/// Records a failed build as FAILED and deletes exactly what it created. A job that already
+/// SUCCEEDED is left alone.
 ///
 /// The failure is recorded first, so the job is final even if some deletion has to wait (a
 /// snapshot still pending): that is reported as retryable, and running the rollback again
@@ -192,6 +193,22 @@ pub async fn rollback(
     });
     let message = failure.message();
     let job = record_failure(pipeline, &job_id, &failure.error, &message).await?;
+    if let Some(done) = job.as_ref().filter(|j| j.status == JobStatus::Succeeded) {
+        // The build finished before the failure (a step timing out after its last write): its
+        // image is the user's now and nothing is undone.
+        warn!(job_id = %job_id, error = %failure.error, "failure after the job succeeded; keeping its image");
+        return Ok(RollbackOutput {
+            job_id,
+            images_deregistered: 0,
+            snapshots_deleted: 0,
+            objects_deleted: 0,
+            error: failure.error,
+            cause: format!(
+                "{message} (the job had already succeeded: {})",
+                done.message
+            ),
+        });
+    }
 
     let plan = plan_job(pipeline, &job_id, job.as_ref()).await?;
     let report = execute(pipeline, &plan).await;

@@ -58,17 +58,25 @@ pub async fn run(pipeline: &Pipeline, job_id: &JobId) -> Result<RegisterOutput, 
             Err(err) => return Err(err),
         },
     };
+    let codes: Vec<String> = manifest
+        .body
+        .product_codes
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    pipeline.ec2.attach_product_codes(&image_id, &codes).await?;
     let snapshots: Vec<String> = manifest
         .body
         .block_devices
         .iter()
         .map(|d| d.snapshot_id.to_string())
         .collect();
-    let snapshot_tags = [
-        (TagKey::MANIFEST.to_owned(), path.to_string()),
-        ("amiforge:image-id".to_owned(), image_id.to_string()),
-    ];
-    pipeline.ec2.tag(&snapshots, &snapshot_tags).await?;
+    // One call tags the snapshots with the image and, again, the image itself: the tags given
+    // to RegisterImage are kept either way, and an adopted image gets any it missed.
+    let mut resources = snapshots;
+    resources.push(image_id.to_string());
+    tags.push((TagKey::IMAGE_ID.to_owned(), image_id.to_string()));
+    pipeline.ec2.tag(&resources, &tags).await?;
 
     let image = image_id.to_string();
     pipeline
@@ -112,3 +120,6 @@ async fn adopt(
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

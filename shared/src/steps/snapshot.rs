@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{now, percent, Pipeline};
 use crate::aws::ec2::{AttachedVolume, InstanceFacts, SnapshotFacts};
@@ -24,7 +24,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(600);
 /// See [`start`] and [`check`].
 pub async fn run(pipeline: &Pipeline, input: SnapshotInput) -> Result<SnapshotOutput, StepError> {
     match input {
-        SnapshotInput::Start(start_input) => start(pipeline, start_input).await,
+        SnapshotInput::Start(start_input) => start(pipeline, *start_input).await,
         SnapshotInput::Check(JobRef { job_id }) => check(pipeline, &job_id).await,
     }
 }
@@ -86,7 +86,8 @@ pub async fn start(
         })
         .await?;
 
-    let snapshots = take_snapshots(pipeline, &job_id, &spec, &instance).await?;
+    let taken = take_snapshots(pipeline, &job_id, &spec, &instance).await?;
+    let snapshots = drop_unselected(pipeline, &job_id, taken, &selected).await?;
     let started_at = snapshots
         .iter()
         .filter_map(|s| s.started_at)
@@ -234,6 +235,30 @@ async fn take_snapshots(
         pipeline.ec2.start(&spec.instance_id).await?;
     }
     taken
+}
+
+/// Keeps the snapshots of selected volumes and deletes any other one the call took, so an
+/// excluded volume never leaves a snapshot behind.
+async fn drop_unselected(
+    pipeline: &Pipeline,
+    job_id: &JobId,
+    taken: Vec<SnapshotFacts>,
+    selected: &[&AttachedVolume],
+) -> Result<Vec<SnapshotFacts>, StepError> {
+    let (keep, extra): (Vec<_>, Vec<_>) = taken.into_iter().partition(|s| {
+        selected
+            .iter()
+            .any(|v| s.volume_id.as_deref() == Some(v.volume_id.as_str()))
+    });
+    for snapshot in extra {
+        warn!(job_id = %job_id, snapshot_id = %snapshot.snapshot_id, "deleting snapshot of an excluded volume");
+        pipeline
+            .ec2
+            .delete_snapshot(snapshot.snapshot_id.as_str())
+            .await
+            .map_err(StepError::Aws)?;
+    }
+    Ok(keep)
 }
 
 /// Devices the image will not have, with the reason.
