@@ -2,48 +2,134 @@
 //! The API and the local tools start builds through here.
 
 use chrono::Utc;
+use sha2::{Digest, Sha256};
 
 use crate::aws::sfn::Executions;
 use crate::contract::BuildExecutionInput;
-use crate::domain::{BuildRequest, JobId};
+use crate::domain::{BuildRequest, FieldError, InvalidRequest, JobId};
 use crate::error::StepError;
-use crate::jobs::{update_job, Job, JobKind, JobStore, StoreError};
+use crate::jobs::{update_job, Job, JobKind, JobStatus, JobStore, StoreError};
+use crate::steps::purge::PurgeRequest;
 use crate::Config;
+
+/// The job id a caller's idempotency key stands for: the same key always names the same job.
+pub fn idempotent_job_id(key: &str) -> JobId {
+    let digest = hex::encode(Sha256::digest(key.as_bytes()));
+    // 4 + 32 characters of the allowed set: always a valid id.
+    JobId::parse(&format!("idem-{}", &digest[..32])).unwrap_or_else(|_| JobId::generate(Utc::now()))
+}
 
 /// Validates `request`, records a QUEUED job and starts the build execution named after it.
 ///
-/// A bad request is refused before anything is recorded. The execution ARN is written to the
-/// job once the execution runs.
+/// A bad request is refused before anything is recorded. With an idempotency key, a repeat of
+/// the same request returns the job of the first call (starting its execution if the first
+/// call could not), and never a second build.
 ///
 /// # Errors
-/// [`StepError::Invalid`] listing every bad field; [`StepError::BadEvent`] when no build state
-/// machine is configured; a store or AWS error.
+/// [`StepError::Invalid`] listing every bad field, or naming the idempotency key reused with
+/// another request; [`StepError::BadEvent`] when no build state machine is configured; a store
+/// or AWS error.
 pub async fn start_build(
     config: &Config,
     jobs: &dyn JobStore,
     executions: &Executions,
     request: &BuildRequest,
+    idempotency_key: Option<&str>,
 ) -> Result<Job, StepError> {
     request.validate(&config.bucket, &config.prefix)?;
-    let Some(state_machine) = config.build_state_machine_arn.as_deref() else {
-        return Err(StepError::BadEvent(format!(
-            "{} is not set, so builds cannot be started",
-            crate::config::BUILD_STATE_MACHINE_ARN
-        )));
-    };
-
-    let now = Utc::now();
-    let job_id = JobId::generate(now);
-    let recorded = serde_json::to_value(request)
-        .map_err(|e| StepError::BadEvent(format!("request cannot be recorded: {e}")))?;
-    let job = Job::new(job_id.clone(), JobKind::Build, recorded, now);
-    jobs.create(&job).await?;
-
     let input = serde_json::to_value(BuildExecutionInput {
         request: request.clone(),
         schedule: None,
     })
     .map_err(|e| StepError::BadEvent(format!("execution input cannot be encoded: {e}")))?;
+    let machine = state_machine(
+        config.build_state_machine_arn.as_deref(),
+        crate::config::BUILD_STATE_MACHINE_ARN,
+    )?;
+    start_job(
+        config,
+        jobs,
+        executions,
+        JobKind::Build,
+        machine,
+        request,
+        input,
+        idempotency_key,
+    )
+    .await
+}
+
+/// Validates a purge request, records a QUEUED purge job and starts the purge execution.
+///
+/// # Errors
+/// [`StepError::Invalid`] naming each bad image id; [`StepError::BadEvent`] when no purge
+/// state machine is configured; a store or AWS error.
+pub async fn start_purge(
+    config: &Config,
+    jobs: &dyn JobStore,
+    executions: &Executions,
+    request: &PurgeRequest,
+) -> Result<Job, StepError> {
+    request.validate()?;
+    let machine = state_machine(
+        config.purge_state_machine_arn.as_deref(),
+        crate::config::PURGE_STATE_MACHINE_ARN,
+    )?;
+    start_job(
+        config,
+        jobs,
+        executions,
+        JobKind::Purge,
+        machine,
+        request,
+        serde_json::json!({}),
+        None,
+    )
+    .await
+}
+
+fn state_machine<'a>(arn: Option<&'a str>, variable: &str) -> Result<&'a str, StepError> {
+    arn.ok_or_else(|| {
+        StepError::BadEvent(format!(
+            "{variable} is not set, so this job cannot be started"
+        ))
+    })
+}
+
+#[allow(clippy::too_many_arguments)] // one private helper behind two public starts
+async fn start_job<R: serde::Serialize>(
+    config: &Config,
+    jobs: &dyn JobStore,
+    executions: &Executions,
+    kind: JobKind,
+    state_machine: &str,
+    request: &R,
+    input: serde_json::Value,
+    idempotency_key: Option<&str>,
+) -> Result<Job, StepError> {
+    let recorded = serde_json::to_value(request)
+        .map_err(|e| StepError::BadEvent(format!("request cannot be recorded: {e}")))?;
+    let now = Utc::now();
+    let job_id = idempotency_key.map_or_else(|| JobId::generate(now), idempotent_job_id);
+    let job = Job::new(job_id.clone(), kind, recorded.clone(), now);
+    match jobs.create(&job).await {
+        Ok(()) => {}
+        Err(StoreError::AlreadyExists(_)) => {
+            let existing = jobs.get(&job_id).await?;
+            if existing.request != recorded {
+                return Err(InvalidRequest(vec![FieldError::new(
+                    "Idempotency-Key",
+                    "this key was used with a different request; use a new key for a new build",
+                )])
+                .into());
+            }
+            if existing.execution_arn.is_some() || existing.status != JobStatus::Queued {
+                return Ok(existing);
+            }
+        }
+        Err(err) => return Err(err.into()),
+    }
+
     let arn = executions.start(state_machine, &job_id, &input).await?;
     let recorded = update_job(jobs, &job_id, None, config.history_limit, |j| {
         j.execution_arn = Some(arn.clone());

@@ -142,6 +142,8 @@ impl StepFailure {
 pub enum PurgeInput {
     /// Undo what a failed build created and record the failure.
     Rollback(RollbackInput),
+    /// Run a purge job: delete its images with their snapshots and, if asked, files.
+    Purge(JobRef),
 }
 
 /// `action: rollback` of the purge function.
@@ -152,6 +154,21 @@ pub struct RollbackInput {
     /// Why it failed, from the Catch.
     #[serde(default)]
     pub error: Option<StepFailure>,
+}
+
+/// The output of a purge.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PurgeOutput {
+    /// The purge job.
+    pub job_id: JobId,
+    /// Images deregistered.
+    pub images_deregistered: usize,
+    /// Snapshots deleted.
+    pub snapshots_deleted: usize,
+    /// Files deleted.
+    pub objects_deleted: usize,
+    /// Resources that could not be deleted.
+    pub failed: usize,
 }
 
 /// The output of a rollback.

@@ -268,6 +268,9 @@ pub enum StepError {
         /// The image holding it.
         image_id: String,
     },
+    /// The image does not exist.
+    #[error("image {0} does not exist")]
+    ImageNotFound(String),
     /// The job is not in the store.
     #[error("job {0} does not exist")]
     JobNotFound(JobId),
@@ -342,9 +345,10 @@ impl StepError {
             | Self::ProductCodesPublic(_)
             | Self::ManagedKeyShare { .. }
             | Self::Manifest { .. } => ErrorType::InvalidInput,
-            Self::InstanceNotFound(_) | Self::JobNotFound(_) | Self::ManifestNotFound(_) => {
-                ErrorType::NotFound
-            }
+            Self::InstanceNotFound(_)
+            | Self::ImageNotFound(_)
+            | Self::JobNotFound(_)
+            | Self::ManifestNotFound(_) => ErrorType::NotFound,
             Self::NameTaken { .. } | Self::PublicSharingBlocked => ErrorType::Conflict,
             Self::SnapshotFailed { .. }
             | Self::JobIncomplete { .. }

@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod builds;
+pub mod catalog;
 pub mod config;
 pub mod contract;
 pub mod domain;

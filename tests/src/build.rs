@@ -46,7 +46,7 @@ where
     config.prefix = amiforge::domain::KeyPrefix::parse(&stack.var("AMIFORGE_PREFIX")?)?;
     let executions = Executions::new(clients.sfn.clone());
 
-    let job = start_build(&config, &store, &executions, request).await?;
+    let job = start_build(&config, &store, &executions, request, None).await?;
     on_change(&job);
     let execution_arn = job.execution_arn.clone().unwrap_or_default();
     let deadline = Instant::now() + timeout;

@@ -9,6 +9,8 @@ use amiforge::ErrorType;
 use amiforge_tests::repo_root;
 use serde_json::{json, Map, Value};
 
+const FILES: [&str; 2] = ["build-image.asl.json", "purge-images.asl.json"];
+
 fn definition(name: &str) -> Value {
     let path = repo_root().join("statemachine").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -48,9 +50,14 @@ fn sample_input(parameters: &Value) -> Value {
 /// retryable type is retried on every Task.
 #[test]
 fn error_names_match_the_taxonomy() {
-    let build = definition("build-image.asl.json");
+    for file in FILES {
+        error_names_of(&definition(file));
+    }
+}
+
+fn error_names_of(build: &Value) {
     let mut named = BTreeSet::new();
-    for (name, state) in states(&build) {
+    for (name, state) in states(build) {
         for list in ["Retry", "Catch"] {
             for rule in state[list].as_array().into_iter().flatten() {
                 for error in rule["ErrorEquals"].as_array().expect("ErrorEquals") {
@@ -86,9 +93,19 @@ fn error_names_match_the_taxonomy() {
 /// decodes as that function's contract.
 #[test]
 fn tasks_use_substituted_functions_and_contract_inputs() {
-    let build = definition("build-image.asl.json");
     let mut functions = BTreeSet::new();
-    for (name, state) in states(&build) {
+    for file in FILES {
+        functions.extend(functions_of(&definition(file)));
+    }
+    let expected: BTreeSet<String> = ["Snapshot", "Bundle", "Register", "SetPermissions", "Purge"]
+        .map(String::from)
+        .into();
+    assert_eq!(functions, expected);
+}
+
+fn functions_of(build: &Value) -> BTreeSet<String> {
+    let mut functions = BTreeSet::new();
+    for (name, state) in states(build) {
         if state["Type"] != "Task" {
             continue;
         }
@@ -111,10 +128,7 @@ fn tasks_use_substituted_functions_and_contract_inputs() {
         };
         decoded.unwrap_or_else(|e| panic!("{name}: {input} does not decode: {e}"));
     }
-    let expected: BTreeSet<String> = ["Snapshot", "Bundle", "Register", "SetPermissions", "Purge"]
-        .map(String::from)
-        .into();
-    assert_eq!(functions, expected);
+    functions
 }
 
 /// Every Task has a Catch that leads to the cleanup, every `Next` names a state, and the

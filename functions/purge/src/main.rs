@@ -1,16 +1,24 @@
-//! The purge Lambda: `action: rollback` records a failed build and deletes what it created.
+//! The purge Lambda: `action: purge` runs a purge job (images with their snapshots and, if
+//! asked, files); `action: rollback` records a failed job and deletes what it created.
 
 use amiforge::contract::PurgeInput;
 use amiforge::steps::{purge, Pipeline};
+use amiforge::StepError;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     amiforge::runtime::serve(
         "purge",
         |pipeline: Pipeline, input: PurgeInput| async move {
-            match input {
-                PurgeInput::Rollback(rollback) => purge::rollback(&pipeline, rollback).await,
-            }
+            let output = match input {
+                PurgeInput::Rollback(rollback) => {
+                    serde_json::to_value(purge::rollback(&pipeline, rollback).await?)
+                }
+                PurgeInput::Purge(job) => {
+                    serde_json::to_value(purge::purge(&pipeline, &job.job_id).await?)
+                }
+            };
+            output.map_err(|e| StepError::BadEvent(format!("output cannot be encoded: {e}")))
         },
     )
     .await

@@ -614,30 +614,7 @@ impl Ec2 {
         image: &AmiId,
         sharing: &Sharing,
     ) -> Result<(), AwsError> {
-        let mut grants = Vec::new();
-        if sharing.public {
-            grants.push(
-                LaunchPermission::builder()
-                    .group(PermissionGroup::All)
-                    .build(),
-            );
-        }
-        grants.extend(
-            sharing
-                .accounts
-                .iter()
-                .map(|a| LaunchPermission::builder().user_id(a.as_str()).build()),
-        );
-        grants.extend(sharing.organizations.iter().map(|o| {
-            LaunchPermission::builder()
-                .organization_arn(o.as_str())
-                .build()
-        }));
-        grants.extend(sharing.organizational_units.iter().map(|o| {
-            LaunchPermission::builder()
-                .organizational_unit_arn(o.as_str())
-                .build()
-        }));
+        let grants = launch_grants(sharing);
         if grants.is_empty() {
             return Ok(());
         }
@@ -790,4 +767,306 @@ fn image_facts(i: &aws_sdk_ec2::types::Image) -> Option<ImageFacts> {
             .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_owned))
             .collect(),
     })
+}
+
+/// An image as the API lists and shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImageSummary {
+    /// The image.
+    pub image_id: String,
+    /// Its name.
+    pub name: Option<String>,
+    /// Its description.
+    pub description: Option<String>,
+    /// The owning account.
+    pub owner_id: Option<String>,
+    /// When it was created (as EC2 reports it).
+    pub creation_date: Option<String>,
+    /// `available`, `pending`, ...
+    pub state: String,
+    /// Launchable by everyone.
+    pub public: bool,
+    /// `x86_64`, `arm64`, ...
+    pub architecture: Option<String>,
+    /// The root device.
+    pub root_device_name: Option<String>,
+    /// Marketplace product codes.
+    pub product_codes: Vec<String>,
+    /// Its tags.
+    #[serde(skip)]
+    pub tags: HashMap<String, String>,
+    /// Its EBS mappings: device, snapshot, size.
+    #[serde(skip)]
+    pub snapshots: Vec<(String, String, i32)>,
+}
+
+/// One page of images.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImagePage {
+    /// The images.
+    pub images: Vec<ImageSummary>,
+    /// EC2's token for the next page.
+    pub next: Option<String>,
+}
+
+fn summary_of(i: &aws_sdk_ec2::types::Image) -> ImageSummary {
+    ImageSummary {
+        image_id: i.image_id().unwrap_or_default().to_owned(),
+        name: i.name().map(str::to_owned),
+        description: i.description().map(str::to_owned),
+        owner_id: i.owner_id().map(str::to_owned),
+        creation_date: i.creation_date().map(str::to_owned),
+        state: i
+            .state()
+            .map_or_else(String::new, |s| s.as_str().to_owned()),
+        public: i.public().unwrap_or(false),
+        architecture: i.architecture().map(|a| a.as_str().to_owned()),
+        root_device_name: i.root_device_name().map(str::to_owned),
+        product_codes: i
+            .product_codes()
+            .iter()
+            .filter_map(|p| p.product_code_id().map(str::to_owned))
+            .collect(),
+        tags: i
+            .tags()
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                ))
+            })
+            .collect(),
+        snapshots: i
+            .block_device_mappings()
+            .iter()
+            .filter_map(|m| {
+                let ebs = m.ebs()?;
+                Some((
+                    m.device_name().unwrap_or_default().to_owned(),
+                    ebs.snapshot_id()?.to_owned(),
+                    ebs.volume_size().unwrap_or(0),
+                ))
+            })
+            .collect(),
+    }
+}
+
+impl Ec2 {
+    /// One page of the images of `owners` (account ids, `self` or `amazon`), optionally by name
+    /// pattern (`*` wildcards) and state.
+    ///
+    /// # Errors
+    /// An AWS error; a bad token is invalid input.
+    pub async fn list_images(
+        &self,
+        owners: &[String],
+        name: Option<&str>,
+        state: Option<&str>,
+        limit: i32,
+        next: Option<String>,
+    ) -> Result<ImagePage, StepError> {
+        let mut request = self
+            .client
+            .describe_images()
+            .set_owners(Some(owners.to_vec()))
+            .max_results(limit.clamp(5, 1000))
+            .set_next_token(next);
+        if let Some(name) = name {
+            request = request.filters(Filter::builder().name("name").values(name).build());
+        }
+        if let Some(state) = state {
+            request = request.filters(Filter::builder().name("state").values(state).build());
+        }
+        let output = request
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DescribeImages", e))?;
+        Ok(ImagePage {
+            images: output.images().iter().map(summary_of).collect(),
+            next: output
+                .next_token()
+                .map(str::to_owned)
+                .filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// One image by id, as the API shows it.
+    ///
+    /// # Errors
+    /// An AWS error; a missing image is `Ok(None)`.
+    pub async fn describe_image(&self, id: &AmiId) -> Result<Option<ImageSummary>, StepError> {
+        match self
+            .client
+            .describe_images()
+            .image_ids(id.as_str())
+            .send()
+            .await
+        {
+            Ok(output) => Ok(output.images().first().map(summary_of)),
+            Err(err) => {
+                let err = AwsError::from_sdk("DescribeImages", err);
+                if err.kind == AwsErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(err.into())
+                }
+            }
+        }
+    }
+
+    /// Who may launch an image now. Grants amiforge cannot express are left out.
+    ///
+    /// # Errors
+    /// An AWS error.
+    pub async fn launch_permissions(&self, id: &AmiId) -> Result<Sharing, StepError> {
+        let output = self
+            .client
+            .describe_image_attribute()
+            .image_id(id.as_str())
+            .attribute(aws_sdk_ec2::types::ImageAttributeName::LaunchPermission)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DescribeImageAttribute", e))?;
+        let mut sharing = Sharing::default();
+        for grant in output.launch_permissions() {
+            if grant.group() == Some(&PermissionGroup::All) {
+                sharing.public = true;
+            }
+            if let Some(account) = grant
+                .user_id()
+                .and_then(|a| crate::domain::AccountId::parse(a).ok())
+            {
+                sharing.accounts.insert(account);
+            }
+            if let Some(org) = grant
+                .organization_arn()
+                .and_then(|o| crate::domain::OrganizationArn::parse(o).ok())
+            {
+                sharing.organizations.insert(org);
+            }
+            if let Some(ou) = grant
+                .organizational_unit_arn()
+                .and_then(|o| crate::domain::OuArn::parse(o).ok())
+            {
+                sharing.organizational_units.insert(ou);
+            }
+        }
+        Ok(sharing)
+    }
+
+    /// Removes launch permissions.
+    ///
+    /// # Errors
+    /// The AWS error.
+    pub async fn remove_launch_permissions(
+        &self,
+        image: &AmiId,
+        sharing: &Sharing,
+    ) -> Result<(), AwsError> {
+        let grants = launch_grants(sharing);
+        if grants.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .modify_image_attribute()
+            .image_id(image.as_str())
+            .launch_permission(
+                LaunchPermissionModifications::builder()
+                    .set_remove(Some(grants))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ModifyImageAttribute", e))?;
+        Ok(())
+    }
+
+    /// Who may create volumes from a snapshot: accounts, and whether everyone may.
+    ///
+    /// # Errors
+    /// An AWS error.
+    pub async fn create_volume_permissions(
+        &self,
+        snapshot: &str,
+    ) -> Result<(Vec<String>, bool), StepError> {
+        let output = self
+            .client
+            .describe_snapshot_attribute()
+            .snapshot_id(snapshot)
+            .attribute(SnapshotAttributeName::CreateVolumePermission)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DescribeSnapshotAttribute", e))?;
+        let grants = output.create_volume_permissions();
+        let accounts = grants
+            .iter()
+            .filter_map(|g| g.user_id().map(str::to_owned))
+            .collect();
+        let public = grants
+            .iter()
+            .any(|g| g.group() == Some(&PermissionGroup::All));
+        Ok((accounts, public))
+    }
+}
+
+fn launch_grants(sharing: &Sharing) -> Vec<LaunchPermission> {
+    let mut grants = Vec::new();
+    if sharing.public {
+        grants.push(
+            LaunchPermission::builder()
+                .group(PermissionGroup::All)
+                .build(),
+        );
+    }
+    grants.extend(
+        sharing
+            .accounts
+            .iter()
+            .map(|a| LaunchPermission::builder().user_id(a.as_str()).build()),
+    );
+    grants.extend(sharing.organizations.iter().map(|o| {
+        LaunchPermission::builder()
+            .organization_arn(o.as_str())
+            .build()
+    }));
+    grants.extend(sharing.organizational_units.iter().map(|o| {
+        LaunchPermission::builder()
+            .organizational_unit_arn(o.as_str())
+            .build()
+    }));
+    grants
+}
+
+impl Ec2 {
+    /// Every image of the account by the snapshots its EBS mappings use.
+    ///
+    /// # Errors
+    /// An AWS error.
+    pub async fn own_images_by_snapshot(&self) -> Result<HashMap<String, Vec<String>>, StepError> {
+        let mut pages = self
+            .client
+            .describe_images()
+            .owners("self")
+            .into_paginator()
+            .send();
+        let mut users: HashMap<String, Vec<String>> = HashMap::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("DescribeImages", e))?;
+            for image in page.images() {
+                let image_id = image.image_id().unwrap_or_default();
+                for snapshot in image
+                    .block_device_mappings()
+                    .iter()
+                    .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()))
+                {
+                    users
+                        .entry(snapshot.to_owned())
+                        .or_default()
+                        .push(image_id.to_owned());
+                }
+            }
+        }
+        Ok(users)
+    }
 }

@@ -49,13 +49,14 @@ impl Clients {
 }
 
 /// Builds SDK clients whose answers come from mock rules, for unit tests.
-#[cfg(test)]
-pub(crate) mod mock {
+#[cfg(any(test, feature = "mocks"))]
+pub mod mock {
     use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode};
 
     macro_rules! mock_client_of {
         ($fn_name:ident, $krate:ident) => {
-            pub(crate) fn $fn_name(rules: &[&Rule]) -> $krate::Client {
+            /// A client answering from `rules` (any matching rule, in any order).
+            pub fn $fn_name(rules: &[&Rule]) -> $krate::Client {
                 let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
                 for rule in rules {
                     interceptor = interceptor.with_rule(rule);
@@ -77,4 +78,6 @@ pub(crate) mod mock {
     mock_client_of!(ec2, aws_sdk_ec2);
     mock_client_of!(s3, aws_sdk_s3);
     mock_client_of!(kms, aws_sdk_kms);
+    mock_client_of!(sfn, aws_sdk_sfn);
+    mock_client_of!(dynamodb, aws_sdk_dynamodb);
 }

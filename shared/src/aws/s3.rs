@@ -118,3 +118,35 @@ impl Manifests {
         }
     }
 }
+
+impl Manifests {
+    /// Every object under a folder (`dir` ends with `/`), as `s3://bucket/key` paths.
+    ///
+    /// # Errors
+    /// An AWS error.
+    pub async fn list_dir(
+        &self,
+        bucket: &crate::domain::BucketName,
+        dir: &str,
+    ) -> Result<Vec<ManifestPath>, StepError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket.as_str())
+            .prefix(dir)
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("ListObjectsV2", e))?;
+            found.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key())
+                    .filter(|k| k.starts_with(dir))
+                    .map(|k| ManifestPath::new(bucket.clone(), k.to_owned())),
+            );
+        }
+        Ok(found)
+    }
+}

@@ -21,7 +21,7 @@ pub use name::ImageName;
 pub use progress::{next_wait, PollBounds, Progress, SnapshotSample};
 pub use request::{BuildRequest, BuildSpec, DeviceName, DeviceSelection, ProductCode};
 pub use s3::{BucketName, KeyPrefix, ManifestPath, MANIFEST_FILE};
-pub use sharing::{Sharing, SharingRequest};
+pub use sharing::{Sharing, SharingChange, SharingRequest};
 pub use tags::{TagKey, Tags};
 
 use std::fmt;
@@ -73,13 +73,13 @@ impl fmt::Display for InvalidRequest {
 
 /// Collects field errors while a request is checked as a whole.
 #[derive(Debug, Default)]
-pub(crate) struct Checker {
+pub struct Checker {
     errors: Vec<FieldError>,
 }
 
 impl Checker {
     /// Keeps the value, or records its error at `field`.
-    pub(crate) fn check<T>(&mut self, field: &str, result: Result<T, FieldError>) -> Option<T> {
+    pub fn check<T>(&mut self, field: &str, result: Result<T, FieldError>) -> Option<T> {
         match result {
             Ok(value) => Some(value),
             Err(error) => {
@@ -89,11 +89,16 @@ impl Checker {
         }
     }
 
-    pub(crate) fn reject(&mut self, field: &str, message: impl Into<String>) {
+    /// Records a rejection of `field`.
+    pub fn reject(&mut self, field: &str, message: impl Into<String>) {
         self.errors.push(FieldError::new(field, message));
     }
 
-    pub(crate) fn finish(self) -> Result<(), InvalidRequest> {
+    /// Every rejection recorded, or `Ok` when there is none.
+    ///
+    /// # Errors
+    /// [`InvalidRequest`] with the rejections in the order recorded.
+    pub fn finish(self) -> Result<(), InvalidRequest> {
         if self.errors.is_empty() {
             Ok(())
         } else {

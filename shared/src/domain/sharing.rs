@@ -94,6 +94,41 @@ impl Sharing {
             || !self.organizational_units.is_empty()
     }
 
+    /// What moving from `self` (the current launch permissions) to `desired` adds and removes.
+    /// Create-volume permission is not a launch permission and is carried by `desired` alone.
+    pub fn changes_to(&self, desired: &Self) -> SharingChange {
+        fn minus<T: Ord + Clone>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> BTreeSet<T> {
+            a.difference(b).cloned().collect()
+        }
+        SharingChange {
+            added: Self {
+                public: desired.public && !self.public,
+                accounts: minus(&desired.accounts, &self.accounts),
+                organizations: minus(&desired.organizations, &self.organizations),
+                organizational_units: minus(
+                    &desired.organizational_units,
+                    &self.organizational_units,
+                ),
+                create_volume_permission: desired.create_volume_permission,
+            },
+            removed: Self {
+                public: self.public && !desired.public,
+                accounts: minus(&self.accounts, &desired.accounts),
+                organizations: minus(&self.organizations, &desired.organizations),
+                organizational_units: minus(
+                    &self.organizational_units,
+                    &desired.organizational_units,
+                ),
+                create_volume_permission: false,
+            },
+        }
+    }
+
+    /// Whether no launch permission is granted.
+    pub fn is_private(&self) -> bool {
+        !self.shares_outside()
+    }
+
     /// The sharing as a request would state it.
     pub fn to_request(&self) -> SharingRequest {
         SharingRequest {
@@ -110,9 +145,46 @@ impl Sharing {
     }
 }
 
+/// The launch permissions a change of sharing adds and removes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SharingChange {
+    /// Granted by the change.
+    pub added: Sharing,
+    /// Revoked by the change.
+    pub removed: Sharing,
+}
+
+impl SharingChange {
+    /// Whether the change grants or revokes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_private() && self.removed.is_private()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sharing(public: bool, accounts: &[&str]) -> Sharing {
+        Sharing::parse(&SharingRequest {
+            public,
+            accounts: accounts.iter().map(|a| (*a).to_owned()).collect(),
+            ..SharingRequest::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn changes_hold_only_the_difference() {
+        let current = sharing(true, &["012345678901", "111111111111"]);
+        let desired = sharing(false, &["111111111111", "222222222222"]);
+        let change = current.changes_to(&desired);
+        assert!(!change.added.public);
+        assert!(change.removed.public);
+        assert_eq!(change.added.to_request().accounts, ["222222222222"]);
+        assert_eq!(change.removed.to_request().accounts, ["012345678901"]);
+        assert!(desired.changes_to(&desired).is_empty());
+    }
 
     #[test]
     fn every_bad_target_is_named_by_its_place() {

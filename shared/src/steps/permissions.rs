@@ -6,7 +6,7 @@ use tracing::{info, warn};
 use super::{percent, Pipeline};
 use crate::aws::ec2::SnapshotFacts;
 use crate::contract::SetPermissionsOutput;
-use crate::domain::{AmiId, JobId, Sharing};
+use crate::domain::{AmiId, JobId, Sharing, SharingChange};
 use crate::error::{AwsError, AwsErrorKind, StepError};
 use crate::jobs::JobStatus;
 
@@ -152,6 +152,44 @@ pub async fn run(pipeline: &Pipeline, job_id: &JobId) -> Result<SetPermissionsOu
             + sharing.organizations.len()
             + sharing.organizational_units.len(),
     })
+}
+
+/// Moves an image's launch permissions to `desired`: computes the difference with the current
+/// ones, checks what is added as the pipeline does, and applies only the difference. Applying
+/// the same state twice changes nothing the second time.
+///
+/// # Errors
+/// [`StepError::ImageNotFound`]; see [`preflight`] and [`grant`]; an AWS error.
+pub async fn apply_sharing(
+    pipeline: &Pipeline,
+    image_id: &AmiId,
+    desired: &Sharing,
+) -> Result<(SharingChange, Sharing), StepError> {
+    let Some(image) = pipeline.ec2.describe_image(image_id).await? else {
+        return Err(StepError::ImageNotFound(image_id.to_string()));
+    };
+    let current = pipeline.ec2.launch_permissions(image_id).await?;
+    let change = current.changes_to(desired);
+    let snapshot_ids: Vec<String> = image
+        .snapshots
+        .iter()
+        .map(|(_, id, _)| id.clone())
+        .collect();
+
+    if !change.added.is_private() {
+        let snapshots = pipeline.ec2.describe_snapshots(&snapshot_ids).await?;
+        let checked = preflight(pipeline, image_id, &snapshots, &change.added).await?;
+        grant(pipeline, image_id, &snapshot_ids, &change.added, checked).await?;
+    }
+    if !change.removed.is_private() {
+        pipeline
+            .ec2
+            .remove_launch_permissions(image_id, &change.removed)
+            .await?;
+    }
+    info!(ami_id = %image_id, added = !change.added.is_private(), removed = !change.removed.is_private(), "sharing applied");
+    let now = pipeline.ec2.launch_permissions(image_id).await?;
+    Ok((change, now))
 }
 
 /// `, shared with ...` for a job's closing message, empty when private.

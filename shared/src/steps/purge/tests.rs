@@ -354,3 +354,143 @@ async fn rollback_of_a_succeeded_job_keeps_its_image() {
     assert_eq!(job.status, JobStatus::Succeeded);
     assert_eq!(job.image_id.as_deref(), Some(IMAGE));
 }
+
+/// An image with a root and two data volumes plus an ephemeral mapping, whose second data
+/// snapshot another image also uses. The emulator ignores block device mappings when
+/// registering, so two images cannot share a snapshot there: this case lives here.
+fn shared_snapshot_rules() -> (Rule, Rule, Rule) {
+    use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice};
+    let ebs = |device: &str, snapshot: &str| {
+        BlockDeviceMapping::builder()
+            .device_name(device)
+            .ebs(
+                EbsBlockDevice::builder()
+                    .snapshot_id(snapshot)
+                    .volume_size(8)
+                    .build(),
+            )
+            .build()
+    };
+    let ours = Image::builder()
+        .image_id(IMAGE)
+        .state("available".into())
+        .tags(Tag::builder().key("amiforge:job-id").value(JOB).build())
+        .tags(Tag::builder().key("amiforge:manifest").value(PATH).build())
+        .block_device_mappings(ebs("/dev/xvda", SNAP_1))
+        .block_device_mappings(ebs("/dev/sdf", SNAP_2))
+        .block_device_mappings(ebs("/dev/sdg", SNAP_3))
+        .block_device_mappings(
+            BlockDeviceMapping::builder()
+                .device_name("/dev/sdb")
+                .virtual_name("ephemeral0")
+                .build(),
+        )
+        .build();
+    let other = Image::builder()
+        .image_id("ami-0e000002")
+        .block_device_mappings(ebs("/dev/xvda", SNAP_3))
+        .build();
+    let listed = {
+        let (ours, other) = (ours.clone(), other.clone());
+        mock!(aws_sdk_ec2::Client::describe_images)
+            .match_requests(|input| input.owners() == ["self"] && input.image_ids().is_empty())
+            .then_output(move || {
+                DescribeImagesOutput::builder()
+                    .images(ours.clone())
+                    .images(other.clone())
+                    .build()
+            })
+    };
+    let one = mock!(aws_sdk_ec2::Client::describe_images)
+        .match_requests(|input| input.image_ids() == [IMAGE])
+        .then_output(move || DescribeImagesOutput::builder().images(ours.clone()).build());
+    let tagged = mock!(aws_sdk_ec2::Client::describe_snapshots)
+        .then_output(|| DescribeSnapshotsOutput::builder().build());
+    (listed, one, tagged)
+}
+
+/// The plan deletes the image's own snapshots, skips the ephemeral mapping, and keeps the
+/// snapshot another image still uses, naming that image.
+#[tokio::test]
+async fn plan_keeps_a_snapshot_another_image_uses() {
+    let (listed, one, tagged) = shared_snapshot_rules();
+    let (pipeline, _) = pipeline(&[&listed, &one, &tagged], &[], &[]);
+    let request = super::PurgeRequest {
+        image_ids: vec![IMAGE.into()],
+        ..super::PurgeRequest::default()
+    };
+    let ids = request.validate().unwrap();
+
+    let plans = super::plan_purge(&pipeline, &ids, &request).await.unwrap();
+    assert_eq!(plans.len(), 1);
+    let plan = &plans[0].plan;
+    assert!(plans[0].made_by_amiforge);
+    assert_eq!(plan.images, [IMAGE]);
+    assert_eq!(plan.snapshots, [SNAP_1, SNAP_2]);
+    assert_eq!(
+        plan.kept,
+        [Item {
+            kind: "snapshot".into(),
+            id: SNAP_3.into(),
+            outcome: Outcome::Kept("still used by image ami-0e000002".into()),
+        }]
+    );
+    assert!(plan.objects.is_empty(), "files are only planned when asked");
+}
+
+/// An image without the amiforge tag is refused unless forced, and nothing of it is planned.
+#[tokio::test]
+async fn untagged_images_need_force() {
+    let foreign = Image::builder()
+        .image_id(IMAGE)
+        .block_device_mappings(
+            aws_sdk_ec2::types::BlockDeviceMapping::builder()
+                .device_name("/dev/xvda")
+                .ebs(
+                    aws_sdk_ec2::types::EbsBlockDevice::builder()
+                        .snapshot_id(SNAP_1)
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    let images = mock!(aws_sdk_ec2::Client::describe_images).then_output(move || {
+        DescribeImagesOutput::builder()
+            .images(foreign.clone())
+            .build()
+    });
+    let tagged = mock!(aws_sdk_ec2::Client::describe_snapshots)
+        .then_output(|| DescribeSnapshotsOutput::builder().build());
+    let (pipeline, _) = pipeline(&[&images, &tagged], &[], &[]);
+    let mut request = super::PurgeRequest {
+        image_ids: vec![IMAGE.into()],
+        ..super::PurgeRequest::default()
+    };
+    let ids = request.validate().unwrap();
+
+    let refused = super::plan_purge(&pipeline, &ids, &request).await.unwrap();
+    assert!(refused[0].refused.as_deref().unwrap().contains("force"));
+    assert!(refused[0].plan.images.is_empty());
+    assert!(refused[0].plan.snapshots.is_empty());
+
+    request.force = true;
+    let forced = super::plan_purge(&pipeline, &ids, &request).await.unwrap();
+    assert_eq!(forced[0].refused, None);
+    assert_eq!(forced[0].plan.images, [IMAGE]);
+    assert_eq!(forced[0].plan.snapshots, [SNAP_1]);
+}
+
+/// A purge request names each bad id and refuses an empty list.
+#[test]
+fn purge_requests_name_bad_ids() {
+    let empty = super::PurgeRequest::default().validate().unwrap_err();
+    assert_eq!(empty.0[0].field, "image_ids");
+    let bad = super::PurgeRequest {
+        image_ids: vec!["ami-0123abcd".into(), "snap-0123abcd".into()],
+        ..super::PurgeRequest::default()
+    }
+    .validate()
+    .unwrap_err();
+    assert_eq!(bad.0.len(), 1);
+    assert_eq!(bad.0[0].field, "image_ids[1]");
+}
