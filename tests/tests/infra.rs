@@ -148,9 +148,9 @@ fn template_functions() -> BTreeMap<String, String> {
                 r["Metadata"]["BuildMethod"], "rust-cargolambda",
                 "{id} must be built by cargo-lambda"
             );
-            let binary = r["Metadata"]["Binary"]
+            let binary = r["Metadata"]["BuildProperties"]["Binary"]
                 .as_str()
-                .unwrap_or_else(|| panic!("{id}: Metadata.Binary"));
+                .unwrap_or_else(|| panic!("{id}: Metadata.BuildProperties.Binary"));
             (binary.to_owned(), id.clone())
         })
         .collect()
@@ -246,8 +246,7 @@ fn code_of(file: &Path) -> String {
     }
     let mut tight = String::new();
     let mut blank = false;
-    let mut chars = code.chars().peekable();
-    while let Some(c) = chars.next() {
+    for c in code.chars() {
         if c.is_whitespace() {
             blank = true;
             continue;
@@ -625,15 +624,6 @@ fn code_run_by(function: &str) -> Vec<String> {
             todo.extend(callees(Some(&items[i].file), &items[i].body));
         }
     }
-    if std::env::var_os("AMIFORGE_INFRA_DEBUG").is_some() {
-        for &i in &reached {
-            eprintln!(
-                "{function} runs {} in {}",
-                items[i].name,
-                items[i].file.display()
-            );
-        }
-    }
     own.into_iter()
         .chain(reached.into_iter().map(|i| items[i].body.clone()))
         .collect()
@@ -957,6 +947,33 @@ fn state_machines_invoke_only_their_functions() {
         .filter(|p| p.to_string_lossy().ends_with(".asl.json"))
         .collect();
     assert_eq!(deployed, definitions);
+}
+
+/// The deployed jobs table has the schema the local stack uses (`dev/jobs-table.json`): key,
+/// attributes and indexes, on-demand, with point-in-time recovery and a TTL.
+#[test]
+fn jobs_table_matches_the_local_schema() {
+    let local: Value = serde_json::from_str(&read(&path("dev/jobs-table.json"))).unwrap();
+    let table = resources()
+        .values()
+        .find(|r| r["Type"] == "AWS::DynamoDB::Table")
+        .expect("a DynamoDB table");
+    let properties = &table["Properties"];
+    let as_set =
+        |v: &Value| -> BTreeSet<String> { as_list(v).iter().map(|i| i.to_string()).collect() };
+    for key in [
+        "AttributeDefinitions",
+        "KeySchema",
+        "GlobalSecondaryIndexes",
+    ] {
+        assert_eq!(as_set(&properties[key]), as_set(&local[key]), "{key}");
+    }
+    assert_eq!(properties["BillingMode"], local["BillingMode"]);
+    assert_eq!(
+        properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+    assert_eq!(properties["TimeToLiveSpecification"]["Enabled"], true);
 }
 
 /// Every SDK call goes through an adapter this test reads; one elsewhere would be unchecked.
