@@ -315,6 +315,8 @@ def stack_env(ports: dict, demo_instance_id: str) -> dict[str, str]:
         "AMIFORGE_PURGE_STATE_MACHINE_ARN": state_machine_arn(PURGE_SM),
         "AMIFORGE_DEMO_INSTANCE_ID": demo_instance_id,
         "AMIFORGE_LAMBDA_URL": f"http://{HOST}:{ports['lambda']}",
+        # The api function behind cargo lambda's function URL: the CLI's endpoint.
+        "AMIFORGE_ENDPOINT": f"http://{HOST}:{ports['lambda']}/lambda-url/api",
         "AMIFORGE_POLL_MIN_SECONDS": "1",
         "AMIFORGE_POLL_MAX_SECONDS": "5",
         "MOTO_PORT": str(ports["router"]),

@@ -4,7 +4,7 @@
 //! can grow without breaking older clients. JSON output never goes through these types; it
 //! prints what the API sent.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 /// Statuses after which a job never changes.
 pub const SUCCEEDED: &str = "SUCCEEDED";
@@ -46,6 +46,8 @@ pub struct Job {
     pub updated_at: String,
     pub finished_at: Option<String>,
     pub history: Vec<JobEvent>,
+    /// A purge job's report: `{"items": [PurgeItem, ...]}`.
+    pub cleanup: Option<PurgeReport>,
 }
 
 impl Job {
@@ -114,11 +116,15 @@ pub struct JobPage {
 #[serde(default)]
 pub struct ImageSummary {
     pub image_id: String,
+    #[serde(deserialize_with = "null_as_empty")]
     pub name: String,
+    #[serde(deserialize_with = "null_as_empty")]
     pub owner_id: String,
+    #[serde(deserialize_with = "null_as_empty")]
     pub creation_date: String,
     pub state: String,
     pub public: bool,
+    #[serde(deserialize_with = "null_as_empty")]
     pub architecture: String,
     pub product_codes: Vec<String>,
     pub manifest_path: Option<String>,
@@ -138,12 +144,16 @@ pub struct ImagePage {
 #[serde(default)]
 pub struct ImageDetail {
     pub image_id: String,
+    #[serde(deserialize_with = "null_as_empty")]
     pub name: String,
     pub description: Option<String>,
+    #[serde(deserialize_with = "null_as_empty")]
     pub owner_id: String,
+    #[serde(deserialize_with = "null_as_empty")]
     pub creation_date: String,
     pub state: String,
     pub public: bool,
+    #[serde(deserialize_with = "null_as_empty")]
     pub architecture: String,
     pub root_device_name: Option<String>,
     pub product_codes: Vec<String>,
@@ -223,4 +233,57 @@ mod tests {
         assert!(job("CANCELLED", Some("2026-01-01T00:00:00Z")).is_final());
         assert!(!job("QUEUED", None).is_final());
     }
+}
+
+/// One resource of a purge and what happened to it (or will, in a plan).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PurgeItem {
+    pub kind: String,
+    pub id: String,
+    /// `deleted`, `kept` or `failed`.
+    pub outcome: String,
+    pub reason: Option<String>,
+}
+
+/// What a purge job did.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PurgeReport {
+    pub items: Vec<PurgeItem>,
+}
+
+/// What a purge of one image would delete and keep.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PurgePlan {
+    pub images: Vec<String>,
+    pub snapshots: Vec<String>,
+    pub objects: Vec<String>,
+    pub kept: Vec<PurgeItem>,
+}
+
+/// The dry-run plan of one image.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ImagePlan {
+    pub image_id: String,
+    pub made_by_amiforge: bool,
+    pub job_id: Option<String>,
+    pub manifest_path: Option<String>,
+    pub refused: Option<String>,
+    pub plan: PurgePlan,
+}
+
+/// The answer to a dry-run delete.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DeletePlan {
+    pub images: Vec<ImagePlan>,
+}
+
+/// EC2 leaves some image fields out (an image registered without an architecture, say); the
+/// API sends them as `null`, shown as an empty cell.
+fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
 }

@@ -100,6 +100,13 @@ pub enum Command {
     /// lose access, and the image stops being public unless --public is given. `--private`
     /// alone shares the image with nobody. Prints what was added and removed.
     Share(ShareArgs),
+
+    /// Delete images with their snapshots and, if asked, their manifest files.
+    ///
+    /// Snapshots another image still uses are kept, and images amiforge did not make are
+    /// refused unless --force is given. --dry-run prints the plan and deletes nothing;
+    /// otherwise prints the purge job, and with --wait follows it and prints what was deleted.
+    Delete(DeleteArgs),
 }
 
 /// Who may launch an image, as flags.
@@ -286,6 +293,32 @@ pub struct ListArgs {
     /// Continue a listing from the token the previous page printed.
     #[arg(long, value_name = "TOKEN")]
     pub next: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The images, such as ami-0123456789abcdef0.
+    #[arg(value_name = "IMAGE_ID", required = true)]
+    pub images: Vec<String>,
+
+    /// Also delete the files under each image's manifest folder in S3.
+    #[arg(long)]
+    pub remove_s3_files: bool,
+
+    /// Only print what would be deleted and kept; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also delete images amiforge did not make (they carry no amiforge:job-id tag).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Follow the purge job until it ends, like `amiforge watch`.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub wait: bool,
+
+    #[command(flatten)]
+    pub poll: PollArgs,
 }
 
 #[derive(Debug, Args)]

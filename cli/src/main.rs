@@ -9,6 +9,7 @@ mod api;
 mod args;
 mod client;
 mod create;
+mod delete;
 mod images;
 mod jobs;
 mod output;
@@ -25,8 +26,8 @@ use crate::args::{Cli, Command};
 pub enum Outcome {
     /// Everything asked for was done.
     Done,
-    /// The watched build ended FAILED.
-    BuildFailed,
+    /// The watched job ended FAILED.
+    JobFailed,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -34,7 +35,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
-        Ok(Outcome::BuildFailed) => ExitCode::from(1),
+        Ok(Outcome::JobFailed) => ExitCode::from(1),
         Err(error) => {
             report(&error);
             ExitCode::from(2)
@@ -51,6 +52,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::List(args) => images::list(args, global).await,
         Command::Show(args) => images::show(args, global).await,
         Command::Share(args) => images::share(args, global).await,
+        Command::Delete(args) => delete::run(args, global).await,
     }
 }
 

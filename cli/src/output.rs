@@ -8,8 +8,8 @@ use std::io::{self, Write};
 use serde_json::Value;
 
 use crate::api::{
-    Accepted, ImageDetail, ImagePage, ImageSummary, Job, JobPage, Launchers, PermissionsChange,
-    Sharing,
+    Accepted, DeletePlan, ImageDetail, ImagePage, ImageSummary, Job, JobPage, Launchers,
+    PermissionsChange, PurgeItem, Sharing,
 };
 
 /// Shown where a value is absent.
@@ -212,6 +212,9 @@ pub fn accepted(accepted: &Accepted) -> String {
 
 /// What `watch` prints when a job ends.
 pub fn outcome(job: &Job) -> String {
+    if job.kind == "purge" {
+        return purge_outcome(job);
+    }
     let mut rows = vec![("job", job.job_id.clone()), ("status", job.status.clone())];
     if let Some(error) = &job.error {
         let text = if error.error_type.is_empty() {
@@ -361,6 +364,73 @@ pub fn permissions_change(change: &PermissionsChange) -> String {
     ])
 }
 
+/// What `watch` prints when a purge job ends: its summary, then each resource's outcome.
+fn purge_outcome(job: &Job) -> String {
+    let mut text = pairs(&[
+        ("job", job.job_id.clone()),
+        ("status", job.status.clone()),
+        ("result", job.message.clone()),
+        ("execution", or_none(job.execution_arn.as_deref())),
+    ]);
+    if let Some(report) = job.cleanup.as_ref().filter(|r| !r.items.is_empty()) {
+        let rows: Vec<Vec<String>> = report.items.iter().map(purge_row).collect();
+        text.push('\n');
+        text.push_str(&table(&["KIND", "ID", "OUTCOME", "REASON"], &rows));
+    }
+    text
+}
+
+fn purge_row(item: &PurgeItem) -> Vec<String> {
+    vec![
+        item.kind.clone(),
+        item.id.clone(),
+        item.outcome.clone(),
+        or_none(item.reason.as_deref()),
+    ]
+}
+
+/// The plan of a dry-run delete: every resource of every image, to delete or to keep.
+pub fn delete_plan(plan: &DeletePlan) -> String {
+    let mut rows = Vec::new();
+    for image in &plan.images {
+        if let Some(reason) = &image.refused {
+            rows.push(vec![
+                image.image_id.clone(),
+                "image".to_owned(),
+                image.image_id.clone(),
+                "refused".to_owned(),
+                reason.clone(),
+            ]);
+            continue;
+        }
+        let delete = |kind: &str, ids: &[String]| -> Vec<Vec<String>> {
+            ids.iter()
+                .map(|id| {
+                    vec![
+                        image.image_id.clone(),
+                        kind.to_owned(),
+                        id.clone(),
+                        "delete".to_owned(),
+                        NONE.to_owned(),
+                    ]
+                })
+                .collect()
+        };
+        rows.extend(delete("image", &image.plan.images));
+        rows.extend(delete("snapshot", &image.plan.snapshots));
+        rows.extend(delete("object", &image.plan.objects));
+        rows.extend(image.plan.kept.iter().map(|item| {
+            let mut row = purge_row(item);
+            row[2] = "keep".to_owned();
+            row.insert(0, image.image_id.clone());
+            row
+        }));
+    }
+    let mut text = table(&["IMAGE", "KIND", "ID", "ACTION", "REASON"], &rows);
+    text.push_str("dry run: nothing was deleted\n");
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,6 +494,24 @@ mod tests {
              ami-0123abcd           web-1  012345678901  available  no      x86_64  2026-05-01T10:00:00Z\n\
              ami-0123456789abcdef0  db     012345678901  pending    yes     arm64   2026-04-30T08:00:00Z\n"
         );
+    }
+
+    /// EC2 may leave out an image's name or architecture; the API sends `null`, shown as `-`.
+    #[test]
+    fn missing_image_fields_show_as_a_dash() {
+        let image: ImageDetail = serde_json::from_value(serde_json::json!({
+            "image_id": "ami-0123abcd", "name": null, "owner_id": "012345678901",
+            "creation_date": null, "state": "available", "public": false,
+            "architecture": null, "launch_permissions": {"public": false}
+        }))
+        .unwrap();
+        let text = super::image(&image);
+        assert!(text.contains("architecture"), "{text}");
+        let architecture = text
+            .lines()
+            .find(|l| l.starts_with("architecture"))
+            .unwrap();
+        assert!(architecture.trim_end().ends_with(" -"), "{text}");
     }
 
     #[test]

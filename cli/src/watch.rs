@@ -71,7 +71,7 @@ pub async fn follow(
     Ok(if job.succeeded() {
         Outcome::Done
     } else {
-        Outcome::BuildFailed
+        Outcome::JobFailed
     })
 }
 

@@ -251,6 +251,18 @@ pub async fn create_jobs_table(client: &aws_sdk_dynamodb::Client) -> Result<Stri
 /// # Errors
 /// When the emulator has no image to launch from or refuses the launch.
 pub async fn launch_instance(ec2: &aws_sdk_ec2::Client, data_gib: i32) -> Result<String> {
+    launch_instance_with(ec2, &[("/dev/sdf", data_gib)]).await
+}
+
+/// Launches an instance in the emulator with an 8 GiB root volume and the given data volumes
+/// (device name, size in GiB), and returns its id.
+///
+/// # Errors
+/// When the emulator has no image to launch from or refuses the launch.
+pub async fn launch_instance_with(
+    ec2: &aws_sdk_ec2::Client,
+    data_volumes: &[(&str, i32)],
+) -> Result<String> {
     use aws_sdk_ec2::types::{
         BlockDeviceMapping, EbsBlockDevice, Filter, InstanceType, VolumeType,
     };
@@ -297,17 +309,18 @@ pub async fn launch_instance(ec2: &aws_sdk_ec2::Client, data_gib: i32) -> Result
             )
             .build()
     };
-    let output = ec2
+    let mut launch = ec2
         .run_instances()
         .image_id(image.image_id().unwrap_or_default())
         .instance_type(InstanceType::T3Micro)
         .min_count(1)
         .max_count(1)
         // The emulator makes no root volume once mappings are given: name it too.
-        .block_device_mappings(volume(&root, 8))
-        .block_device_mappings(volume("/dev/sdf", data_gib))
-        .send()
-        .await?;
+        .block_device_mappings(volume(&root, 8));
+    for (device, size) in data_volumes {
+        launch = launch.block_device_mappings(volume(device, *size));
+    }
+    let output = launch.send().await?;
     output
         .instances()
         .first()
