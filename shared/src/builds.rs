@@ -5,11 +5,14 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use crate::aws::sfn::Executions;
-use crate::contract::BuildExecutionInput;
-use crate::domain::{BuildRequest, FieldError, InvalidRequest, JobId};
-use crate::error::StepError;
+use crate::contract::{BuildExecutionInput, RegisterExecutionInput};
+use crate::domain::{
+    BuildRequest, FieldError, InvalidRequest, JobId, RegisterRequest, RegisterSource,
+};
+use crate::error::{AwsErrorKind, StepError};
 use crate::jobs::{update_job, Job, JobKind, JobStatus, JobStore, StoreError};
 use crate::steps::purge::PurgeRequest;
+use crate::steps::Pipeline;
 use crate::Config;
 
 /// The job id a caller's idempotency key stands for: the same key always names the same job.
@@ -59,6 +62,77 @@ pub async fn start_build(
     .await
 }
 
+/// Validates a request to register an existing manifest, checks that the manifest is there
+/// (an amiforge manifest must also pass its digest) and that its bucket is in the pipeline's
+/// region, then records a QUEUED register job and starts the build execution, which goes
+/// straight to its register step.
+///
+/// # Errors
+/// [`StepError::Invalid`] naming each bad field, a missing manifest or a bucket elsewhere;
+/// [`StepError::Manifest`] for an amiforge manifest that fails its digest;
+/// [`StepError::BadEvent`] when no build state machine is configured; a store or AWS error.
+pub async fn start_register(
+    pipeline: &Pipeline,
+    executions: &Executions,
+    request: &RegisterRequest,
+    idempotency_key: Option<&str>,
+) -> Result<Job, StepError> {
+    let spec = request.validate()?;
+    let path = spec.source.path();
+    let reject = |message: String| -> StepError {
+        InvalidRequest(vec![FieldError::new("manifest_path", message)]).into()
+    };
+    let region = match pipeline.manifests.bucket_region(path.bucket()).await {
+        Ok(region) => region,
+        Err(StepError::Aws(err)) if err.kind == AwsErrorKind::NotFound => {
+            return Err(reject(format!("bucket {} does not exist", path.bucket())));
+        }
+        Err(err) => return Err(err),
+    };
+    if let Some(ours) = pipeline.region.as_deref().filter(|ours| *ours != region) {
+        return Err(reject(format!(
+            "bucket {} is in {region}; images are registered in {ours}, so the manifest must \
+             be in a bucket of {ours}",
+            path.bucket()
+        )));
+    }
+    match &spec.source {
+        RegisterSource::Manifest(path) => match pipeline.manifests.get(path).await {
+            Ok(_) => {}
+            Err(StepError::ManifestNotFound(_)) => {
+                return Err(reject(format!("no manifest at {path}")));
+            }
+            Err(err) => return Err(err),
+        },
+        RegisterSource::Bundle { location, .. } => {
+            if !pipeline.manifests.exists(location).await? {
+                return Err(reject(format!("no bundle manifest at {location}")));
+            }
+        }
+    }
+
+    let input = serde_json::to_value(RegisterExecutionInput {
+        register: request.clone(),
+    })
+    .map_err(|e| StepError::BadEvent(format!("execution input cannot be encoded: {e}")))?;
+    let config = &pipeline.config;
+    let machine = state_machine(
+        config.build_state_machine_arn.as_deref(),
+        crate::config::BUILD_STATE_MACHINE_ARN,
+    )?;
+    start_job(
+        config,
+        pipeline.jobs.as_ref(),
+        executions,
+        JobKind::Register,
+        machine,
+        request,
+        input,
+        idempotency_key,
+    )
+    .await
+}
+
 /// Validates a purge request, records a QUEUED purge job and starts the purge execution.
 ///
 /// # Errors
@@ -96,7 +170,7 @@ fn state_machine<'a>(arn: Option<&'a str>, variable: &str) -> Result<&'a str, St
     })
 }
 
-#[allow(clippy::too_many_arguments)] // one private helper behind two public starts
+#[allow(clippy::too_many_arguments)] // one private helper behind the public starts
 async fn start_job<R: serde::Serialize>(
     config: &Config,
     jobs: &dyn JobStore,

@@ -26,8 +26,13 @@ pub const PURGE_STATE_MACHINE_ARN: &str = "AMIFORGE_PURGE_STATE_MACHINE_ARN";
 /// Comma-separated account ids whose images are listed beside the user's own.
 pub const FOLLOWED_ACCOUNTS: &str = "AMIFORGE_FOLLOWED_ACCOUNTS";
 
+/// The role EventBridge assumes to start scheduled builds, for functions that save schedules.
+pub const SCHEDULE_ROLE_ARN: &str = "AMIFORGE_SCHEDULE_ROLE_ARN";
+/// The name prefix of the EventBridge rules of schedules. Default `amiforge-`.
+pub const SCHEDULE_RULE_PREFIX: &str = "AMIFORGE_SCHEDULE_RULE_PREFIX";
+
 /// Every variable of amiforge's own, for documentation and checks.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 11] = [
     JOBS_TABLE,
     BUCKET,
     PREFIX,
@@ -37,7 +42,12 @@ pub const ALL: [&str; 9] = [
     BUILD_STATE_MACHINE_ARN,
     PURGE_STATE_MACHINE_ARN,
     FOLLOWED_ACCOUNTS,
+    SCHEDULE_ROLE_ARN,
+    SCHEDULE_RULE_PREFIX,
 ];
+
+/// Longest rule prefix: with the longest schedule name it stays within EventBridge's 64.
+const MAX_RULE_PREFIX: usize = 16;
 
 /// A variable that is missing or holds a bad value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,6 +78,10 @@ pub struct Config {
     pub purge_state_machine_arn: Option<String>,
     /// Accounts whose images are listed by default.
     pub followed_accounts: Vec<AccountId>,
+    /// The role EventBridge assumes to start scheduled builds, where configured.
+    pub schedule_role_arn: Option<String>,
+    /// The name prefix of schedule rules.
+    pub schedule_rule_prefix: String,
 }
 
 impl Config {
@@ -134,6 +148,20 @@ impl Config {
             })
             .transpose()?
             .unwrap_or_default();
+        let schedule_rule_prefix = get(SCHEDULE_RULE_PREFIX).unwrap_or("amiforge-").to_owned();
+        let prefix_ok = schedule_rule_prefix.len() <= MAX_RULE_PREFIX
+            && schedule_rule_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !prefix_ok {
+            return Err(ConfigError {
+                name: SCHEDULE_RULE_PREFIX,
+                problem: format!(
+                    "must be at most {MAX_RULE_PREFIX} letters, digits, '-', '_' or '.', got \
+                     {schedule_rule_prefix:?}"
+                ),
+            });
+        }
 
         Ok(Self {
             jobs_table,
@@ -144,6 +172,8 @@ impl Config {
             build_state_machine_arn: get(BUILD_STATE_MACHINE_ARN).map(str::to_owned),
             purge_state_machine_arn: get(PURGE_STATE_MACHINE_ARN).map(str::to_owned),
             followed_accounts,
+            schedule_role_arn: get(SCHEDULE_ROLE_ARN).map(str::to_owned),
+            schedule_rule_prefix,
         })
     }
 }
@@ -173,6 +203,8 @@ mod tests {
         );
         assert_eq!(config.history_limit, 20);
         assert!(config.followed_accounts.is_empty());
+        assert_eq!(config.schedule_rule_prefix, "amiforge-");
+        assert_eq!(config.schedule_role_arn, None);
     }
 
     #[test]

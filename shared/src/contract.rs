@@ -3,7 +3,9 @@
 //! Outputs carry ids and small numbers, never large lists, so an execution stays far below the
 //! 256 KB payload limit; the job record holds the rest. Times are strings, never timestamps.
 
-use crate::domain::{BuildRequest, JobId};
+use crate::domain::{
+    BuildRequest, JobId, RegisterRequest, Retention, ScheduleName, ScheduleRequest,
+};
 
 /// The input of a build-image execution. The execution name is the job id.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -16,10 +18,45 @@ pub struct BuildExecutionInput {
     pub schedule: Option<String>,
 }
 
+/// The input of a build-image execution that registers an existing manifest instead of
+/// imaging an instance: the state machine goes straight to its register step. The API records
+/// the register job before it starts the execution.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterExecutionInput {
+    /// What to register.
+    pub register: RegisterRequest,
+}
+
+/// The input of a build-image execution that a schedule's EventBridge rule started: the
+/// rule's input template with the event's time filled in. The execution name is
+/// EventBridge's, and becomes the job id.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledExecutionInput {
+    /// The run.
+    pub scheduled: ScheduledRun,
+}
+
+/// One run of a schedule.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledRun {
+    /// The schedule.
+    pub schedule: ScheduleName,
+    /// Its definition when the rule was saved.
+    pub definition: ScheduleRequest,
+    /// The time of the event that fired the rule (RFC 3339), which names the run's slot.
+    #[serde(default)]
+    pub time: String,
+}
+
 /// The input of the snapshot function.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum SnapshotInput {
+    /// Claim a scheduled run's slot and record its job.
+    Claim(Box<ClaimScheduled>),
     /// Validate the request and start the snapshots.
     Start(Box<StartSnapshots>),
     /// Look at the snapshots' progress.
@@ -39,6 +76,39 @@ pub struct StartSnapshots {
     /// The schedule that fired the build, if any.
     #[serde(default)]
     pub schedule: Option<String>,
+}
+
+/// `action: claim` of the snapshot function.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClaimScheduled {
+    /// The job, which is also the execution name.
+    pub job_id: JobId,
+    /// The execution.
+    #[serde(default)]
+    pub execution_arn: Option<String>,
+    /// The run.
+    pub scheduled: ScheduledRun,
+    /// When the execution started, for a run whose event time is missing.
+    #[serde(default)]
+    pub started_at: Option<String>,
+}
+
+/// The output of a claim, which becomes the execution's state: the rest of the build reads
+/// `request`, and `retention` after sharing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClaimOutput {
+    /// The job.
+    pub job_id: JobId,
+    /// Whether another job has this run's slot already; then nothing is built.
+    pub duplicate: bool,
+    /// The job holding the slot, when it is another.
+    pub held_by: Option<String>,
+    /// The schedule.
+    pub schedule: String,
+    /// The build request with the name rendered.
+    pub request: BuildRequest,
+    /// Which images of the schedule to keep.
+    pub retention: Retention,
 }
 
 /// A step input that names only the job.
@@ -144,6 +214,35 @@ pub enum PurgeInput {
     Rollback(RollbackInput),
     /// Run a purge job: delete its images with their snapshots and, if asked, files.
     Purge(JobRef),
+    /// After a scheduled build: purge the schedule's images that retention lets go.
+    Retain(RetainInput),
+}
+
+/// `action: retain` of the purge function.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RetainInput {
+    /// The scheduled build that just succeeded.
+    pub job_id: JobId,
+    /// Which images of its schedule to keep.
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+/// The output of a retention purge.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RetainOutput {
+    /// The build job.
+    pub job_id: JobId,
+    /// Images of the schedule found.
+    pub images: usize,
+    /// Images deregistered.
+    pub images_deregistered: usize,
+    /// Snapshots deleted.
+    pub snapshots_deleted: usize,
+    /// Files deleted.
+    pub objects_deleted: usize,
+    /// Resources that could not be deleted.
+    pub failed: usize,
 }
 
 /// `action: rollback` of the purge function.

@@ -326,6 +326,17 @@ pub enum StepError {
         /// What is left.
         remaining: String,
     },
+    /// No schedule of that name.
+    #[error("schedule {0} does not exist")]
+    ScheduleNotFound(String),
+    /// A setting the operation needs is not configured.
+    #[error("{variable} is not set, so {what}")]
+    NotConfigured {
+        /// The environment variable.
+        variable: &'static str,
+        /// What cannot be done without it.
+        what: &'static str,
+    },
     /// An AWS call failed.
     #[error(transparent)]
     Aws(#[from] AwsError),
@@ -348,11 +359,13 @@ impl StepError {
             Self::InstanceNotFound(_)
             | Self::ImageNotFound(_)
             | Self::JobNotFound(_)
-            | Self::ManifestNotFound(_) => ErrorType::NotFound,
+            | Self::ManifestNotFound(_)
+            | Self::ScheduleNotFound(_) => ErrorType::NotFound,
             Self::NameTaken { .. } | Self::PublicSharingBlocked => ErrorType::Conflict,
             Self::SnapshotFailed { .. }
             | Self::JobIncomplete { .. }
-            | Self::InstanceDidNotStop { .. } => ErrorType::Failed,
+            | Self::InstanceDidNotStop { .. }
+            | Self::NotConfigured { .. } => ErrorType::Failed,
             Self::CleanupIncomplete { .. } => ErrorType::Retryable,
             Self::Aws(err) => aws_error_type(err.kind),
             Self::Store(err) => err.error_type(),

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod runtime;
+pub mod schedules;
 pub mod steps;
 pub mod telemetry;
 

@@ -143,6 +143,8 @@ impl Stack {
             build_state_machine_arn: self.vars.get("AMIFORGE_BUILD_STATE_MACHINE_ARN").cloned(),
             purge_state_machine_arn: self.vars.get("AMIFORGE_PURGE_STATE_MACHINE_ARN").cloned(),
             followed_accounts: Vec::new(),
+            schedule_role_arn: None,
+            schedule_rule_prefix: "amiforge-".into(),
         })
     }
 

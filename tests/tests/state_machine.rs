@@ -34,6 +34,17 @@ fn sample_input(parameters: &Value) -> Value {
                     }
                     "request" => json!({"instance_id": "i-0123abcd", "name": "web-1"}),
                     "error" => json!({"Error": "AmiForge.NotFound", "Cause": "{}"}),
+                    "scheduled" => json!({
+                        "schedule": "nightly",
+                        "definition": {
+                            "expression": "rate(1 day)",
+                            "name_template": "web-{date}",
+                            "instance_id": "i-0123abcd",
+                        },
+                        "time": "2026-12-03T03:00:00Z",
+                    }),
+                    "started_at" => json!("2026-12-03T03:00:01.123456+00:00"),
+                    "retention" => json!({"keep_last": 2}),
                     other => panic!("no sample for path parameter {other}"),
                 };
                 input.insert(name.to_owned(), sample);

@@ -79,7 +79,16 @@ impl ApiError {
             StepError::InstanceNotFound(_)
             | StepError::ImageNotFound(_)
             | StepError::JobNotFound(_)
-            | StepError::ManifestNotFound(_) => Self::not_found(err.to_string()),
+            | StepError::ManifestNotFound(_)
+            | StepError::ScheduleNotFound(_) => Self::not_found(err.to_string()),
+            StepError::NotConfigured { .. } => {
+                error!(request_id, error = %err, "request needs a setting that is missing");
+                Self::plain(
+                    S::SERVICE_UNAVAILABLE,
+                    "not_configured",
+                    "this deployment is not set up for that request",
+                )
+            }
             StepError::Store(StoreError::NotFound(id)) => {
                 Self::not_found(format!("job {id} does not exist"))
             }

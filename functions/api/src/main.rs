@@ -1,9 +1,11 @@
-//! The HTTP API Lambda: starts builds, reports jobs, lists, shows and shares images. API
-//! Gateway's HTTP API (IAM authorization) sends it requests through lambda_http.
+//! The HTTP API Lambda: starts builds, reports jobs, lists, shows, shares and deletes images,
+//! and manages schedules. API Gateway's HTTP API (IAM authorization) sends it requests
+//! through lambda_http.
 
 mod error;
 mod routes;
 
+use amiforge::aws::events::Rules;
 use amiforge::aws::sfn::Executions;
 use amiforge::aws::Clients;
 use amiforge::steps::Pipeline;
@@ -19,6 +21,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let clients = Clients::from_env().await;
     let app = App {
         executions: Executions::new(clients.sfn.clone()),
+        rules: Rules::new(clients.events.clone()),
         pipeline: Pipeline::new(config, &clients),
     };
     lambda_http::run(service_fn(|request: Request| {

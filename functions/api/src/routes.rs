@@ -2,11 +2,16 @@
 //! calls the shared library and encodes the answer. `handle` needs no socket, so tests call it
 //! directly.
 
+use amiforge::aws::events::Rules;
 use amiforge::aws::sfn::Executions;
-use amiforge::builds::{start_build, start_purge};
+use amiforge::builds::{start_build, start_purge, start_register};
 use amiforge::catalog::{self, Owner};
-use amiforge::domain::{AmiId, BuildRequest, FieldError, JobId, Sharing, SharingRequest};
-use amiforge::jobs::{JobQuery, JobStatus};
+use amiforge::domain::{
+    AmiId, BuildRequest, FieldError, JobId, RegisterRequest, ScheduleRequest, Sharing,
+    SharingRequest,
+};
+use amiforge::jobs::{Job, JobQuery, JobStatus};
+use amiforge::schedules;
 use amiforge::steps::purge::{self, PurgeRequest};
 use amiforge::steps::{permissions, Pipeline};
 use amiforge::StepError;
@@ -25,12 +30,15 @@ pub struct App {
     pub pipeline: Pipeline,
     /// Starting executions.
     pub executions: Executions,
+    /// The EventBridge rules of schedules.
+    pub rules: Rules,
 }
 
 /// Every route served: method and path pattern, `{id}` standing for one path segment. The
 /// OpenAPI document lists exactly these.
-pub const ROUTES: [(&str, &str); 8] = [
+pub const ROUTES: [(&str, &str); 13] = [
     ("POST", "/images"),
+    ("POST", "/images/register"),
     ("GET", "/images"),
     ("GET", "/images/{id}"),
     ("DELETE", "/images/{id}"),
@@ -38,6 +46,10 @@ pub const ROUTES: [(&str, &str); 8] = [
     ("PUT", "/images/{id}/permissions"),
     ("GET", "/jobs"),
     ("GET", "/jobs/{id}"),
+    ("GET", "/schedules"),
+    ("GET", "/schedules/{name}"),
+    ("PUT", "/schedules/{name}"),
+    ("DELETE", "/schedules/{name}"),
 ];
 
 /// Largest page of jobs or images.
@@ -83,7 +95,7 @@ enum Routed {
     Missing,
 }
 
-/// Finds the route for a method and path; `{id}` captures its segment.
+/// Finds the route for a method and path; `{id}` or `{name}` captures its segment.
 fn route(method: &Method, path: &str) -> Routed {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let mut allowed = Vec::new();
@@ -94,7 +106,7 @@ fn route(method: &Method, path: &str) -> Routed {
         }
         let mut id = None;
         let matches = parts.iter().zip(&segments).all(|(p, s)| {
-            if *p == "{id}" {
+            if p.starts_with('{') && p.ends_with('}') {
                 id = Some((*s).to_owned());
                 !s.is_empty()
             } else {
@@ -126,6 +138,7 @@ async fn serve(app: &App, request: &Request, route: &str, id: Option<String>) ->
     let id = id.unwrap_or_default();
     match (request.method().as_str(), route) {
         ("POST", "/images") => create_image(app, request).await.map_err(fail)?,
+        ("POST", "/images/register") => register_image(app, request).await.map_err(fail)?,
         ("GET", "/images") => list_images(app, request).await.map_err(fail)?,
         ("GET", "/images/{id}") => {
             let image = AmiId::parse(&id).map_err(ApiError::field)?;
@@ -171,8 +184,53 @@ async fn serve(app: &App, request: &Request, route: &str, id: Option<String>) ->
                 .map_err(|e| fail(e.into()))?;
             Ok((StatusCode::OK, to_json(&job)))
         }
+        ("GET", "/schedules") => list_schedules(app, request).await.map_err(fail)?,
+        ("GET", "/schedules/{name}") => {
+            let schedule = schedules::get(&app.pipeline.config, &app.rules, &id)
+                .await
+                .map_err(fail)?;
+            Ok((StatusCode::OK, to_json(&schedule)))
+        }
+        ("PUT", "/schedules/{name}") => {
+            let body: ScheduleRequest = decode(request)?;
+            let (schedule, created) = schedules::save(&app.pipeline.config, &app.rules, &id, &body)
+                .await
+                .map_err(fail)?;
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok((status, to_json(&schedule)))
+        }
+        ("DELETE", "/schedules/{name}") => {
+            schedules::delete(&app.pipeline.config, &app.rules, &id)
+                .await
+                .map_err(fail)?;
+            Ok((StatusCode::OK, json!({"deleted": id})))
+        }
         _ => Err(ApiError::not_found(format!("no route {route}"))),
     }
+}
+
+/// `GET /schedules`: by name, one page at a time.
+async fn list_schedules(app: &App, request: &Request) -> Result<Answer, StepError> {
+    let query = request.query_string_parameters();
+    let limit = match limit(query.first("limit")) {
+        Ok(limit) => limit,
+        Err(err) => return Ok(Err(err)),
+    };
+    let (page, next) = schedules::list(
+        &app.pipeline.config,
+        &app.rules,
+        i32::try_from(limit).unwrap_or(25),
+        query.first("next").map(str::to_owned),
+    )
+    .await?;
+    Ok(Ok((
+        StatusCode::OK,
+        json!({"schedules": page, "next": next}),
+    )))
 }
 
 /// `POST /images`: validates the whole body, records the job and starts the build.
@@ -181,18 +239,10 @@ async fn create_image(app: &App, request: &Request) -> Result<Answer, StepError>
         Ok(body) => body,
         Err(err) => return Ok(Err(err)),
     };
-    let key = request
-        .headers()
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty());
-    if key.is_some_and(|k| k.len() > 255) {
-        return Ok(Err(ApiError::field(FieldError::new(
-            "Idempotency-Key",
-            "an idempotency key must be at most 255 characters long",
-        ))));
-    }
+    let key = match idempotency_key(request) {
+        Ok(key) => key,
+        Err(err) => return Ok(Err(err)),
+    };
     let job = start_build(
         &app.pipeline.config,
         app.pipeline.jobs.as_ref(),
@@ -201,7 +251,43 @@ async fn create_image(app: &App, request: &Request) -> Result<Answer, StepError>
         key,
     )
     .await?;
-    Ok(Ok((
+    Ok(Ok(accepted(&job)))
+}
+
+/// `POST /images/register`: checks the manifest, records a register job and starts it.
+async fn register_image(app: &App, request: &Request) -> Result<Answer, StepError> {
+    let body: RegisterRequest = match decode(request) {
+        Ok(body) => body,
+        Err(err) => return Ok(Err(err)),
+    };
+    let key = match idempotency_key(request) {
+        Ok(key) => key,
+        Err(err) => return Ok(Err(err)),
+    };
+    let job = start_register(&app.pipeline, &app.executions, &body, key).await?;
+    Ok(Ok(accepted(&job)))
+}
+
+/// The `Idempotency-Key` header, when given: at most 255 characters.
+fn idempotency_key(request: &Request) -> Result<Option<&str>, ApiError> {
+    let key = request
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    if key.is_some_and(|k| k.len() > 255) {
+        return Err(ApiError::field(FieldError::new(
+            "Idempotency-Key",
+            "an idempotency key must be at most 255 characters long",
+        )));
+    }
+    Ok(key)
+}
+
+/// 202 for a job that was started: where to follow it.
+fn accepted(job: &Job) -> (StatusCode, Value) {
+    (
         StatusCode::ACCEPTED,
         json!({
             "job_id": job.job_id,
@@ -209,7 +295,7 @@ async fn create_image(app: &App, request: &Request) -> Result<Answer, StepError>
             "status_url": format!("/jobs/{}", job.job_id),
             "execution_arn": job.execution_arn,
         }),
-    )))
+    )
 }
 
 /// `DELETE /images/{id}` and `POST /images/delete`: the plan for a dry run, else a purge job.
@@ -226,15 +312,7 @@ async fn delete_images(app: &App, request: PurgeRequest) -> Result<(StatusCode, 
         &request,
     )
     .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        json!({
-            "job_id": job.job_id,
-            "status": job.status,
-            "status_url": format!("/jobs/{}", job.job_id),
-            "execution_arn": job.execution_arn,
-        }),
-    ))
+    Ok(accepted(&job))
 }
 
 /// `GET /jobs`: newest first, optionally by status, one page at a time.

@@ -1,8 +1,9 @@
 //! The purge Lambda: `action: purge` runs a purge job (images with their snapshots and, if
-//! asked, files); `action: rollback` records a failed job and deletes what it created.
+//! asked, files); `action: rollback` records a failed job and deletes what it created;
+//! `action: retain` purges a schedule's images beyond its retention rule.
 
 use amiforge::contract::PurgeInput;
-use amiforge::steps::{purge, Pipeline};
+use amiforge::steps::{purge, scheduled, Pipeline};
 use amiforge::StepError;
 
 #[tokio::main]
@@ -16,6 +17,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 }
                 PurgeInput::Purge(job) => {
                     serde_json::to_value(purge::purge(&pipeline, &job.job_id).await?)
+                }
+                PurgeInput::Retain(retain) => {
+                    serde_json::to_value(scheduled::retain(&pipeline, retain).await?)
                 }
             };
             output.map_err(|e| StepError::BadEvent(format!("output cannot be encoded: {e}")))

@@ -14,7 +14,8 @@ use aws_sdk_ec2::Client;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    AmiId, BlockDevice, ImageAttributes, InstanceId, Manifest, Sharing, SnapshotId, VolumeId,
+    AmiId, BlockDevice, ImageAttributes, ImageName, InstanceId, Manifest, ManifestPath, Sharing,
+    SnapshotId, VolumeId,
 };
 use crate::error::{AwsError, AwsErrorKind, StepError};
 
@@ -101,6 +102,8 @@ pub struct ImageFacts {
     pub product_codes: Vec<String>,
     /// The snapshots of its EBS mappings.
     pub snapshot_ids: Vec<String>,
+    /// When it was created.
+    pub created: Option<DateTime<Utc>>,
 }
 
 fn tag(key: &str, value: &str) -> Tag {
@@ -546,6 +549,37 @@ impl Ec2 {
         AmiId::parse(id).map_err(|e| StepError::BadEvent(format!("RegisterImage returned {e}")))
     }
 
+    /// Registers a legacy S3 bundle by its image location (`bucket/key` of its
+    /// `*.manifest.xml`), tagged in the same call.
+    ///
+    /// # Errors
+    /// An AWS error; a name already taken is [`AwsErrorKind::Conflict`].
+    pub async fn register_bundle(
+        &self,
+        location: &ManifestPath,
+        name: &ImageName,
+        description: Option<&str>,
+        tags: &[(String, String)],
+    ) -> Result<AmiId, StepError> {
+        let output = self
+            .client
+            .register_image()
+            .name(name.as_str())
+            .set_description(description.map(str::to_owned))
+            .image_location(format!("{}/{}", location.bucket(), location.key()))
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Image)
+                    .set_tags(Some(tags_of(tags)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("RegisterImage", e))?;
+        let id = output.image_id().unwrap_or_default();
+        AmiId::parse(id).map_err(|e| StepError::BadEvent(format!("RegisterImage returned {e}")))
+    }
+
     /// Attaches Marketplace product codes to an image.
     ///
     /// # Errors
@@ -766,6 +800,10 @@ fn image_facts(i: &aws_sdk_ec2::types::Image) -> Option<ImageFacts> {
             .iter()
             .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_owned))
             .collect(),
+        created: i
+            .creation_date()
+            .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
+            .map(|d| d.with_timezone(&Utc)),
     })
 }
 

@@ -2,6 +2,7 @@
 //! here and the steps speak in domain terms.
 
 pub mod ec2;
+pub mod events;
 pub mod kms;
 pub mod s3;
 pub mod sfn;
@@ -19,6 +20,8 @@ pub struct Clients {
     pub sfn: aws_sdk_sfn::Client,
     /// KMS.
     pub kms: aws_sdk_kms::Client,
+    /// EventBridge.
+    pub events: aws_sdk_eventbridge::Client,
     /// The region calls go to.
     pub region: Option<String>,
 }
@@ -43,6 +46,7 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(shared),
             sfn: aws_sdk_sfn::Client::new(shared),
             kms: aws_sdk_kms::Client::new(shared),
+            events: aws_sdk_eventbridge::Client::new(shared),
             region: shared.region().map(ToString::to_string),
         }
     }
@@ -78,6 +82,7 @@ pub mod mock {
     mock_client_of!(ec2, aws_sdk_ec2);
     mock_client_of!(s3, aws_sdk_s3);
     mock_client_of!(kms, aws_sdk_kms);
+    mock_client_of!(events, aws_sdk_eventbridge);
     mock_client_of!(sfn, aws_sdk_sfn);
     mock_client_of!(dynamodb, aws_sdk_dynamodb);
 }

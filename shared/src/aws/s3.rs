@@ -3,7 +3,7 @@
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 
-use crate::domain::{Manifest, ManifestPath};
+use crate::domain::{BucketName, Manifest, ManifestPath};
 use crate::error::{AwsError, AwsErrorKind, StepError};
 
 /// Manifests in S3.
@@ -120,6 +120,26 @@ impl Manifests {
 }
 
 impl Manifests {
+    /// The region a bucket is in: S3's `LocationConstraint`, where none means `us-east-1`.
+    ///
+    /// # Errors
+    /// An AWS error; a missing bucket is [`AwsErrorKind::NotFound`].
+    pub async fn bucket_region(&self, bucket: &BucketName) -> Result<String, StepError> {
+        let output = self
+            .client
+            .get_bucket_location()
+            .bucket(bucket.as_str())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetBucketLocation", e))?;
+        Ok(match output.location_constraint().map(|c| c.as_str()) {
+            None | Some("") => "us-east-1".to_owned(),
+            // The constraint of the oldest Ireland buckets.
+            Some("EU") => "eu-west-1".to_owned(),
+            Some(region) => region.to_owned(),
+        })
+    }
+
     /// Every object under a folder (`dir` ends with `/`), as `s3://bucket/key` paths.
     ///
     /// # Errors

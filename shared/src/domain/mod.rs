@@ -1,4 +1,5 @@
-//! Plain domain rules: identifiers, names, locations, tags, sharing and build requests.
+//! Plain domain rules: identifiers, names, locations, tags, sharing, build requests and
+//! schedules.
 //!
 //! Nothing here talks to AWS. Every type validates on construction, and every rejection names
 //! the field and the rule it broke, so callers can hand the message straight to a user.
@@ -7,8 +8,10 @@ mod ids;
 mod manifest;
 mod name;
 mod progress;
+mod register;
 mod request;
 mod s3;
+mod schedule;
 mod sharing;
 mod tags;
 
@@ -19,8 +22,15 @@ pub use manifest::{
 };
 pub use name::ImageName;
 pub use progress::{next_wait, PollBounds, Progress, SnapshotSample};
+pub use register::{
+    RegisterRequest, RegisterSource, RegisterSpec, LEGACY_MANIFEST_SUFFIX, MANIFEST_SUFFIX,
+};
 pub use request::{BuildRequest, BuildSpec, DeviceName, DeviceSelection, ProductCode};
 pub use s3::{BucketName, KeyPrefix, ManifestPath, MANIFEST_FILE};
+pub use schedule::{
+    NameTemplate, Retained, Retention, ScheduleExpression, ScheduleName, ScheduleRequest,
+    ScheduleSpec, MAX_SCHEDULE_NAME,
+};
 pub use sharing::{Sharing, SharingChange, SharingRequest};
 pub use tags::{TagKey, Tags};
 

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::{Job, JobPage, JobQuery, JobStore, StoreError};
+use super::{Job, JobPage, JobQuery, JobStore, SlotClaim, StoreError};
 use crate::domain::JobId;
 use crate::error::AwsError;
 
@@ -22,6 +22,9 @@ pub const BY_IMAGE: &str = "by-image";
 /// Index of jobs by schedule, newest first.
 pub const BY_SCHEDULE: &str = "by-schedule";
 const FEED: &str = "jobs";
+/// Key prefix of slot items. They carry none of the indexed attributes, so no index and no
+/// listing shows them, and `#` is not allowed in job ids, so no job lookup reaches them.
+const SLOT_PREFIX: &str = "slot#";
 
 /// Job records in a DynamoDB table.
 #[derive(Debug, Clone)]
@@ -223,6 +226,65 @@ impl JobStore for DynamoJobStore {
             jobs.push(Self::job(&item)?);
         }
         Ok(jobs)
+    }
+
+    async fn claim_slot(
+        &self,
+        slot: &str,
+        job: &JobId,
+        replacing: Option<&JobId>,
+    ) -> Result<SlotClaim, StoreError> {
+        let key = format!("{SLOT_PREFIX}{slot}");
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("job_id", AttributeValue::S(key.clone()))
+            .item("claimed_by", AttributeValue::S(job.to_string()))
+            .item(
+                "claimed_at",
+                AttributeValue::S(super::timestamp(chrono::Utc::now())),
+            )
+            .expression_attribute_values(":me", AttributeValue::S(job.to_string()));
+        put = match replacing {
+            Some(previous) => put
+                .condition_expression(
+                    "attribute_not_exists(job_id) OR claimed_by = :me OR claimed_by = :previous",
+                )
+                .expression_attribute_values(":previous", AttributeValue::S(previous.to_string())),
+            None => put.condition_expression("attribute_not_exists(job_id) OR claimed_by = :me"),
+        };
+        match put.send().await {
+            Ok(_) => return Ok(SlotClaim::Claimed),
+            Err(err) => {
+                let err = AwsError::from_sdk("PutItem", err);
+                if !err.is_code("ConditionalCheckFailedException") {
+                    return Err(err.into());
+                }
+            }
+        }
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetItem", e))?;
+        let holder = output
+            .item()
+            .and_then(|item| item.get("claimed_by"))
+            .and_then(|v| v.as_s().ok())
+            .and_then(|s| JobId::parse(s).ok());
+        match holder {
+            Some(holder) => Ok(SlotClaim::HeldBy(holder)),
+            // Slots are never deleted, so this is a contested write: the caller tries again.
+            None => Err(StoreError::Conflict {
+                job_id: job.clone(),
+                version: 0,
+            }),
+        }
     }
 }
 

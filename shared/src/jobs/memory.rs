@@ -6,13 +6,14 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Job, JobPage, JobQuery, JobStore, StoreError};
+use super::{Job, JobPage, JobQuery, JobStore, SlotClaim, StoreError};
 use crate::domain::JobId;
 
 /// Job records in a map.
 #[derive(Debug, Default)]
 pub struct MemoryJobStore {
     jobs: Mutex<BTreeMap<JobId, Job>>,
+    slots: Mutex<BTreeMap<String, JobId>>,
 }
 
 impl MemoryJobStore {
@@ -82,5 +83,26 @@ impl JobStore for MemoryJobStore {
             .filter(|j| j.image_id.as_deref() == Some(image_id))
             .cloned()
             .collect())
+    }
+
+    async fn claim_slot(
+        &self,
+        slot: &str,
+        job: &JobId,
+        replacing: Option<&JobId>,
+    ) -> Result<SlotClaim, StoreError> {
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slots.get(slot) {
+            Some(holder) if holder != job && Some(holder) != replacing => {
+                Ok(SlotClaim::HeldBy(holder.clone()))
+            }
+            _ => {
+                slots.insert(slot.to_owned(), job.clone());
+                Ok(SlotClaim::Claimed)
+            }
+        }
     }
 }

@@ -397,6 +397,28 @@ pub trait JobStore: Send + Sync {
     /// # Errors
     /// A store failure.
     async fn find_by_image(&self, image_id: &str) -> Result<Vec<Job>, StoreError>;
+
+    /// Claims `slot` (one run of a schedule) for `job`: it succeeds when the slot is free, is
+    /// held by `job` already, or is held by `replacing` (a holder that failed). Slots are not
+    /// jobs: no listing or lookup returns them.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] for a contested write, or a store failure.
+    async fn claim_slot(
+        &self,
+        slot: &str,
+        job: &JobId,
+        replacing: Option<&JobId>,
+    ) -> Result<SlotClaim, StoreError>;
+}
+
+/// The answer to a slot claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotClaim {
+    /// The slot is the caller's.
+    Claimed,
+    /// Another job holds it.
+    HeldBy(JobId),
 }
 
 /// How many times a write that lost to another is tried again on fresh data.

@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod permissions;
 pub mod purge;
 pub mod register;
+pub mod scheduled;
 pub mod snapshot;
 
 use std::sync::Arc;
@@ -16,9 +17,9 @@ use crate::aws::kms::Kms;
 use crate::aws::s3::Manifests;
 use crate::aws::Clients;
 use crate::config::Config;
-use crate::domain::{BuildRequest, BuildSpec, JobId};
+use crate::domain::{BuildRequest, BuildSpec, JobId, RegisterRequest, RegisterSpec, Sharing};
 use crate::error::StepError;
-use crate::jobs::{update_job, DynamoJobStore, Job, JobStore};
+use crate::jobs::{update_job, DynamoJobStore, Job, JobKind, JobStore};
 
 /// Overall percent at the end of each phase: snapshots take most of a build's time.
 pub mod percent {
@@ -95,6 +96,30 @@ impl Pipeline {
         })?;
         Ok(request.validate(&self.config.bucket, &self.config.prefix)?)
     }
+
+    /// What a register job's stored request names, validated again.
+    ///
+    /// # Errors
+    /// [`StepError::BadEvent`] when the stored request is not a register request;
+    /// [`StepError::Invalid`] when it breaks a rule.
+    pub fn register_spec_of(&self, job: &Job) -> Result<RegisterSpec, StepError> {
+        let request: RegisterRequest =
+            serde_json::from_value(job.request.clone()).map_err(|e| {
+                StepError::BadEvent(format!("job {} holds no register request: {e}", job.job_id))
+            })?;
+        Ok(request.validate()?)
+    }
+
+    /// Who may launch the image a build or register job makes.
+    ///
+    /// # Errors
+    /// See [`Pipeline::spec_of`] and [`Pipeline::register_spec_of`].
+    pub fn sharing_of(&self, job: &Job) -> Result<Sharing, StepError> {
+        match job.kind {
+            JobKind::Register => Ok(self.register_spec_of(job)?.sharing),
+            _ => Ok(self.spec_of(job)?.sharing),
+        }
+    }
 }
 
 /// Now, as job records write it.
@@ -129,6 +154,8 @@ pub(crate) mod testing {
             build_state_machine_arn: None,
             purge_state_machine_arn: None,
             followed_accounts: Vec::new(),
+            schedule_role_arn: None,
+            schedule_rule_prefix: "amiforge-".into(),
         }
     }
 

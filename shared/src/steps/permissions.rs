@@ -8,7 +8,7 @@ use crate::aws::ec2::SnapshotFacts;
 use crate::contract::SetPermissionsOutput;
 use crate::domain::{AmiId, JobId, Sharing, SharingChange};
 use crate::error::{AwsError, AwsErrorKind, StepError};
-use crate::jobs::JobStatus;
+use crate::jobs::{JobKind, JobStatus};
 
 /// What the preflight learned that the sharing call may need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +114,7 @@ fn refusal(err: AwsError, sharing: &Sharing, preflight: Preflight) -> StepError 
 /// See [`preflight`] and [`grant`]; [`StepError::JobIncomplete`] before registration.
 pub async fn run(pipeline: &Pipeline, job_id: &JobId) -> Result<SetPermissionsOutput, StepError> {
     let job = pipeline.jobs.get(job_id).await?;
-    let spec = pipeline.spec_of(&job)?;
+    let sharing = pipeline.sharing_of(&job)?;
     let Some(image_id) = job.image_id.as_deref() else {
         return Err(StepError::JobIncomplete {
             job_id: job_id.clone(),
@@ -123,15 +123,25 @@ pub async fn run(pipeline: &Pipeline, job_id: &JobId) -> Result<SetPermissionsOu
         });
     };
     let image_id = AmiId::parse(image_id).map_err(|e| StepError::BadEvent(e.to_string()))?;
-    let sharing = spec.sharing.clone();
 
+    // A build's snapshots are in its record; a registered manifest's are the image's own,
+    // kept out of the record so that the register job's rollback never deletes them.
+    let snapshot_ids = match job.kind {
+        JobKind::Register if sharing.shares_outside() => pipeline
+            .ec2
+            .describe_image(&image_id)
+            .await?
+            .map(|image| image.snapshots.into_iter().map(|(_, id, _)| id).collect())
+            .unwrap_or_default(),
+        _ => job.snapshot_ids.clone(),
+    };
     let snapshots = if sharing.shares_outside() {
-        pipeline.ec2.describe_snapshots(&job.snapshot_ids).await?
+        pipeline.ec2.describe_snapshots(&snapshot_ids).await?
     } else {
         Vec::new()
     };
     let checked = preflight(pipeline, &image_id, &snapshots, &sharing).await?;
-    grant(pipeline, &image_id, &job.snapshot_ids, &sharing, checked).await?;
+    grant(pipeline, &image_id, &snapshot_ids, &sharing, checked).await?;
 
     let applied = sharing.to_request();
     let message = format!("image {image_id} is ready{}", describe(&sharing));

@@ -506,26 +506,7 @@ pub async fn purge(pipeline: &Pipeline, job_id: &JobId) -> Result<PurgeOutput, S
         .await?;
 
     let plans = plan_purge(pipeline, &ids, &request).await?;
-    let mut report = PurgeReport::default();
-    for plan in &plans {
-        if let Some(reason) = &plan.refused {
-            report.items.push(Item {
-                kind: "image".into(),
-                id: plan.image_id.clone(),
-                outcome: Outcome::Kept(reason.clone()),
-            });
-            continue;
-        }
-        let done = execute(pipeline, &plan.plan).await;
-        let deregistered = done
-            .items
-            .iter()
-            .any(|i| i.kind == "image" && i.outcome == Outcome::Deleted);
-        report.items.extend(done.items);
-        if let (true, Some(build)) = (deregistered, plan.job_id.as_deref()) {
-            mark_purged(pipeline, build, job_id).await;
-        }
-    }
+    let report = execute_plans(pipeline, &plans, job_id).await;
 
     let failures = report.failures().count();
     let summary = serde_json::to_value(&report).unwrap_or_default();
@@ -560,6 +541,36 @@ pub async fn purge(pipeline: &Pipeline, job_id: &JobId) -> Result<PurgeOutput, S
         objects_deleted: report.deleted("object"),
         failed: failures,
     })
+}
+
+/// Carries out image plans one by one: a refused image is reported as kept, and the build job
+/// of each image deregistered is marked as purged by `purge_job`.
+pub async fn execute_plans(
+    pipeline: &Pipeline,
+    plans: &[ImagePlan],
+    purge_job: &JobId,
+) -> PurgeReport {
+    let mut report = PurgeReport::default();
+    for plan in plans {
+        if let Some(reason) = &plan.refused {
+            report.items.push(Item {
+                kind: "image".into(),
+                id: plan.image_id.clone(),
+                outcome: Outcome::Kept(reason.clone()),
+            });
+            continue;
+        }
+        let done = execute(pipeline, &plan.plan).await;
+        let deregistered = done
+            .items
+            .iter()
+            .any(|i| i.kind == "image" && i.outcome == Outcome::Deleted);
+        report.items.extend(done.items);
+        if let (true, Some(build)) = (deregistered, plan.job_id.as_deref()) {
+            mark_purged(pipeline, build, purge_job).await;
+        }
+    }
+    report
 }
 
 /// Notes on a build job that its image was purged, and by which job. A job that cannot take

@@ -1,87 +1,49 @@
-//! The register step: register the image from its manifest, exactly once per job.
+//! The register step: register the image, exactly once per job. A build job registers from
+//! the manifest its bundle step wrote; a register job from an existing manifest, ours or a
+//! legacy S3 bundle's.
 
 use tracing::{info, warn};
 
 use super::{percent, Pipeline};
 use crate::contract::RegisterOutput;
-use crate::domain::{AmiId, JobId, Manifest, ManifestPath, TagKey};
+use crate::domain::{AmiId, JobId, ManifestPath, RegisterSource, TagKey};
 use crate::error::{AwsErrorKind, StepError};
+use crate::jobs::{Job, JobKind, JobStatus};
 
-/// Reads the job's manifest back, checks its digest, and registers the image with the
-/// manifest's block device mapping and attributes, tagged in the same call. An image of that
-/// name made by this job (a retry) is adopted; one made by anything else is a conflict.
+/// Registers the job's image and records its id.
+///
+/// A build job's manifest is read back, its digest checked, and the image registered with the
+/// manifest's block device mapping and attributes, tagged in the same call; its snapshots are
+/// tagged with the image. A register job does the same from the manifest it names, but leaves
+/// the snapshots' job tag alone (they belong to the build that made them, and this job's
+/// rollback must never take them), or registers a legacy bundle by its image location.
+///
+/// An image of that name made by this job (a retry) is adopted; one made by anything else is
+/// a conflict.
 ///
 /// # Errors
 /// [`StepError::NameTaken`] naming the image that holds the name; [`StepError::Manifest`] for
 /// a manifest that fails its digest; an AWS or store error.
 pub async fn run(pipeline: &Pipeline, job_id: &JobId) -> Result<RegisterOutput, StepError> {
     let job = pipeline.jobs.get(job_id).await?;
-    let spec = pipeline.spec_of(&job)?;
-    let Some(path) = job.manifest_path.as_deref() else {
-        return Err(StepError::JobIncomplete {
-            job_id: job_id.clone(),
-            what: "manifest",
-            step: "bundle",
-        });
-    };
-    let path = ManifestPath::parse(path).map_err(|e| StepError::BadEvent(e.to_string()))?;
-    let manifest = pipeline.manifests.get(&path).await?;
-
-    let mut tags = vec![
-        (TagKey::JOB_ID.to_owned(), job_id.to_string()),
-        (
-            TagKey::IMAGE_NAME.to_owned(),
-            manifest.body.name.to_string(),
-        ),
-        (TagKey::MANIFEST.to_owned(), path.to_string()),
-        (
-            TagKey::SOURCE_INSTANCE.to_owned(),
-            manifest.body.source.instance_id.to_string(),
-        ),
-    ];
-    if let Some(schedule) = &job.schedule {
-        tags.push((TagKey::SCHEDULE.to_owned(), schedule.clone()));
+    if job.kind == JobKind::Register && job.status == JobStatus::Queued {
+        pipeline
+            .update(job_id, |j| {
+                j.status = JobStatus::Running;
+                j.progress("register", 0, "registering the image from its manifest");
+            })
+            .await?;
     }
-    tags.extend(spec.tags.iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
-
-    let image_id = match adopt(pipeline, job_id, &manifest).await? {
-        Some(id) => id,
-        None => match pipeline.ec2.register(&manifest, &tags).await {
-            Ok(id) => id,
-            Err(StepError::Aws(err)) if err.kind == AwsErrorKind::Conflict => {
-                // Someone registered the name between our look and our call.
-                warn!(job_id = %job_id, error = %err, "image name taken while registering");
-                adopt(pipeline, job_id, &manifest)
-                    .await?
-                    .ok_or(StepError::Aws(err))?
-            }
-            Err(err) => return Err(err),
-        },
+    let (image_id, name) = match job.kind {
+        JobKind::Register => register_existing(pipeline, &job).await?,
+        _ => register_built(pipeline, &job).await?,
     };
-    let codes: Vec<String> = manifest
-        .body
-        .product_codes
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    pipeline.ec2.attach_product_codes(&image_id, &codes).await?;
-    let snapshots: Vec<String> = manifest
-        .body
-        .block_devices
-        .iter()
-        .map(|d| d.snapshot_id.to_string())
-        .collect();
-    // One call tags the snapshots with the image and, again, the image itself: the tags given
-    // to RegisterImage are kept either way, and an adopted image gets any it missed.
-    let mut resources = snapshots;
-    resources.push(image_id.to_string());
-    tags.push((TagKey::IMAGE_ID.to_owned(), image_id.to_string()));
-    pipeline.ec2.tag(&resources, &tags).await?;
 
     let image = image_id.to_string();
     pipeline
         .update(job_id, |j| {
             j.image_id = Some(image.clone());
+            j.image_name.get_or_insert_with(|| name.clone());
             j.progress(
                 "register",
                 percent::REGISTERED,
@@ -96,17 +58,175 @@ pub async fn run(pipeline: &Pipeline, job_id: &JobId) -> Result<RegisterOutput, 
     })
 }
 
-/// The image that already holds the manifest's name: ours to adopt when this job tagged it,
-/// else a conflict.
+/// The tags every image of the job carries: the job, the manifest, then the caller's.
+fn base_tags(job: &Job, path: &ManifestPath) -> Vec<(String, String)> {
+    let mut tags = vec![
+        (TagKey::JOB_ID.to_owned(), job.job_id.to_string()),
+        (TagKey::MANIFEST.to_owned(), path.to_string()),
+    ];
+    if let Some(schedule) = &job.schedule {
+        tags.push((TagKey::SCHEDULE.to_owned(), schedule.clone()));
+    }
+    tags
+}
+
+/// Registers a build job's image; the id and name.
+async fn register_built(pipeline: &Pipeline, job: &Job) -> Result<(AmiId, String), StepError> {
+    let job_id = &job.job_id;
+    let spec = pipeline.spec_of(job)?;
+    let Some(path) = job.manifest_path.as_deref() else {
+        return Err(StepError::JobIncomplete {
+            job_id: job_id.clone(),
+            what: "manifest",
+            step: "bundle",
+        });
+    };
+    let path = ManifestPath::parse(path).map_err(|e| StepError::BadEvent(e.to_string()))?;
+    let manifest = pipeline.manifests.get(&path).await?;
+
+    let mut tags = base_tags(job, &path);
+    tags.insert(
+        1,
+        (
+            TagKey::IMAGE_NAME.to_owned(),
+            manifest.body.name.to_string(),
+        ),
+    );
+    tags.insert(
+        3,
+        (
+            TagKey::SOURCE_INSTANCE.to_owned(),
+            manifest.body.source.instance_id.to_string(),
+        ),
+    );
+    tags.extend(spec.tags.iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
+
+    let name = manifest.body.name.as_str();
+    let image_id = adopt_or(
+        pipeline,
+        job_id,
+        name,
+        pipeline.ec2.register(&manifest, &tags),
+    )
+    .await?;
+    let codes: Vec<String> = manifest
+        .body
+        .product_codes
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    pipeline.ec2.attach_product_codes(&image_id, &codes).await?;
+    // One call tags the snapshots with the image and, again, the image itself: the tags given
+    // to RegisterImage are kept either way, and an adopted image gets any it missed.
+    let mut resources: Vec<String> = manifest
+        .body
+        .block_devices
+        .iter()
+        .map(|d| d.snapshot_id.to_string())
+        .collect();
+    resources.push(image_id.to_string());
+    tags.push((TagKey::IMAGE_ID.to_owned(), image_id.to_string()));
+    pipeline.ec2.tag(&resources, &tags).await?;
+    Ok((image_id, name.to_owned()))
+}
+
+/// Registers a register job's image; the id and name.
+async fn register_existing(pipeline: &Pipeline, job: &Job) -> Result<(AmiId, String), StepError> {
+    let job_id = &job.job_id;
+    let spec = pipeline.register_spec_of(job)?;
+    let path = spec.source.path();
+    let mut tags = base_tags(job, path);
+    let caller_tags = spec.tags.iter().map(|(k, v)| (k.to_owned(), v.to_owned()));
+
+    match &spec.source {
+        RegisterSource::Manifest(path) => {
+            let manifest = pipeline.manifests.get(path).await?;
+            tags.push((
+                TagKey::IMAGE_NAME.to_owned(),
+                manifest.body.name.to_string(),
+            ));
+            tags.push((
+                TagKey::SOURCE_INSTANCE.to_owned(),
+                manifest.body.source.instance_id.to_string(),
+            ));
+            tags.extend(caller_tags);
+            let name = manifest.body.name.as_str();
+            let image_id = adopt_or(
+                pipeline,
+                job_id,
+                name,
+                pipeline.ec2.register(&manifest, &tags),
+            )
+            .await?;
+            let codes: Vec<String> = manifest
+                .body
+                .product_codes
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            pipeline.ec2.attach_product_codes(&image_id, &codes).await?;
+            tags.push((TagKey::IMAGE_ID.to_owned(), image_id.to_string()));
+            pipeline.ec2.tag(&[image_id.to_string()], &tags).await?;
+            let snapshots: Vec<String> = manifest
+                .body
+                .block_devices
+                .iter()
+                .map(|d| d.snapshot_id.to_string())
+                .collect();
+            let image_tag = [(TagKey::IMAGE_ID.to_owned(), image_id.to_string())];
+            pipeline.ec2.tag(&snapshots, &image_tag).await?;
+            Ok((image_id, name.to_owned()))
+        }
+        RegisterSource::Bundle {
+            location,
+            name,
+            description,
+        } => {
+            tags.push((TagKey::IMAGE_NAME.to_owned(), name.to_string()));
+            tags.extend(caller_tags);
+            let register =
+                pipeline
+                    .ec2
+                    .register_bundle(location, name, description.as_deref(), &tags);
+            let image_id = adopt_or(pipeline, job_id, name.as_str(), register).await?;
+            tags.push((TagKey::IMAGE_ID.to_owned(), image_id.to_string()));
+            pipeline.ec2.tag(&[image_id.to_string()], &tags).await?;
+            Ok((image_id, name.to_string()))
+        }
+    }
+}
+
+/// Adopts the image of `name` this job registered before, or runs `register`; a name taken
+/// between our look and the call is adopted if it turns out to be ours.
+async fn adopt_or(
+    pipeline: &Pipeline,
+    job_id: &JobId,
+    name: &str,
+    register: impl std::future::Future<Output = Result<AmiId, StepError>>,
+) -> Result<AmiId, StepError> {
+    if let Some(id) = adopt(pipeline, job_id, name).await? {
+        return Ok(id);
+    }
+    match register.await {
+        Ok(id) => Ok(id),
+        Err(StepError::Aws(err)) if err.kind == AwsErrorKind::Conflict => {
+            warn!(job_id = %job_id, error = %err, "image name taken while registering");
+            adopt(pipeline, job_id, name)
+                .await?
+                .ok_or(StepError::Aws(err))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The image that already holds the name: ours to adopt when this job tagged it, else a
+/// conflict.
 async fn adopt(
     pipeline: &Pipeline,
     job_id: &JobId,
-    manifest: &Manifest,
+    name: &str,
 ) -> Result<Option<AmiId>, StepError> {
-    let existing = pipeline
-        .ec2
-        .images_named(manifest.body.name.as_str())
-        .await?;
+    let existing = pipeline.ec2.images_named(name).await?;
     let Some(image) = existing.into_iter().next() else {
         return Ok(None);
     };
@@ -115,7 +235,7 @@ async fn adopt(
         Ok(Some(image.image_id))
     } else {
         Err(StepError::NameTaken {
-            name: manifest.body.name.to_string(),
+            name: name.to_owned(),
             image_id: image.image_id.to_string(),
         })
     }

@@ -26,6 +26,10 @@ pub async fn run(pipeline: &Pipeline, input: SnapshotInput) -> Result<SnapshotOu
     match input {
         SnapshotInput::Start(start_input) => start(pipeline, *start_input).await,
         SnapshotInput::Check(JobRef { job_id }) => check(pipeline, &job_id).await,
+        SnapshotInput::Claim(run) => Err(StepError::BadEvent(format!(
+            "action claim (job {}) is served by the scheduled step, not the snapshot step",
+            run.job_id
+        ))),
     }
 }
 

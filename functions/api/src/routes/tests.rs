@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use amiforge::aws::ec2::Ec2;
+use amiforge::aws::events::Rules;
 use amiforge::aws::kms::Kms;
 use amiforge::aws::mock;
 use amiforge::aws::s3::Manifests;
@@ -27,6 +28,19 @@ use super::{handle, App, ROUTES};
 const MACHINE: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:build-image";
 
 fn app(ec2: &[&Rule], sfn: &[&Rule]) -> (App, Arc<MemoryJobStore>) {
+    app_with_s3(ec2, sfn, &[])
+}
+
+fn app_with_s3(ec2: &[&Rule], sfn: &[&Rule], s3: &[&Rule]) -> (App, Arc<MemoryJobStore>) {
+    app_with_rules(ec2, sfn, s3, &[])
+}
+
+fn app_with_rules(
+    ec2: &[&Rule],
+    sfn: &[&Rule],
+    s3: &[&Rule],
+    events: &[&Rule],
+) -> (App, Arc<MemoryJobStore>) {
     let store = Arc::new(MemoryJobStore::default());
     let config = Config {
         jobs_table: "jobs".into(),
@@ -40,18 +54,21 @@ fn app(ec2: &[&Rule], sfn: &[&Rule]) -> (App, Arc<MemoryJobStore>) {
         build_state_machine_arn: Some(MACHINE.into()),
         purge_state_machine_arn: None,
         followed_accounts: Vec::new(),
+        schedule_role_arn: Some("arn:aws:iam::123456789012:role/amiforge-schedules".into()),
+        schedule_rule_prefix: "amiforge-".into(),
     };
     let pipeline = Pipeline {
         config,
         jobs: store.clone(),
         ec2: Ec2::new(mock::ec2(ec2)),
-        manifests: Manifests::new(mock::s3(&[])),
+        manifests: Manifests::new(mock::s3(s3)),
         kms: Kms::new(mock::kms(&[])),
         region: Some("us-east-1".into()),
     };
     let app = App {
         pipeline,
         executions: Executions::new(mock::sfn(sfn)),
+        rules: Rules::new(mock::events(events)),
     };
     (app, store)
 }
@@ -403,4 +420,207 @@ fn openapi_matches_the_routes() {
         .collect();
     served.sort();
     assert_eq!(documented, served);
+}
+
+fn bucket_in(region: &'static str) -> Rule {
+    mock!(aws_sdk_s3::Client::get_bucket_location).then_output(move || {
+        let constraint = aws_sdk_s3::types::BucketLocationConstraint::from(region);
+        aws_sdk_s3::operation::get_bucket_location::GetBucketLocationOutput::builder()
+            .location_constraint(constraint)
+            .build()
+    })
+}
+
+fn bundle_present(present: bool) -> Rule {
+    if present {
+        mock!(aws_sdk_s3::Client::head_object)
+            .then_output(|| aws_sdk_s3::operation::head_object::HeadObjectOutput::builder().build())
+    } else {
+        mock!(aws_sdk_s3::Client::head_object).then_error(|| {
+            aws_sdk_s3::operation::head_object::HeadObjectError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("NotFound")
+                    .build(),
+            )
+        })
+    }
+}
+
+/// A legacy bundle in the stack's region is accepted: a register job is recorded and the
+/// build execution starts with the register input, which sends it straight to registering.
+#[tokio::test]
+async fn register_records_a_register_job_and_starts_it() {
+    let started = start_execution();
+    let location = bucket_in("us-east-1");
+    let head = bundle_present(true);
+    let (app, store) = app_with_s3(&[], &[&started], &[&location, &head]);
+    let body = json!({
+        "manifest_path": "s3://old-bundles/web/image.manifest.xml",
+        "name": "web legacy",
+        "sharing": {"accounts": ["012345678901"]},
+    });
+
+    let (status, body) = call(&app, request("POST", "/images/register", Some(body))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let job_id = amiforge::domain::JobId::parse(body["job_id"].as_str().unwrap()).unwrap();
+    let job = store.get(&job_id).await.unwrap();
+    assert_eq!(job.kind, amiforge::jobs::JobKind::Register);
+    assert_eq!(
+        job.request["manifest_path"],
+        "s3://old-bundles/web/image.manifest.xml"
+    );
+    assert_eq!(started.num_calls(), 1);
+    assert_eq!(head.num_calls(), 1);
+}
+
+/// A manifest that is not there, or a bucket in another region, is a 400 on `manifest_path`
+/// and records nothing.
+#[tokio::test]
+async fn register_refuses_missing_manifests_and_other_regions() {
+    for (region, present, expected) in [
+        ("us-east-1", false, "no bundle manifest at"),
+        ("eu-west-3", true, "is in eu-west-3"),
+    ] {
+        let started = start_execution();
+        let location = bucket_in(region);
+        let head = bundle_present(present);
+        let (app, store) = app_with_s3(&[], &[&started], &[&location, &head]);
+        let body = json!({
+            "manifest_path": "s3://old-bundles/web/image.manifest.xml",
+            "name": "web legacy",
+        });
+
+        let (status, body) = call(&app, request("POST", "/images/register", Some(body))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(fields(&body), ["manifest_path"]);
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{message}");
+        assert_eq!(started.num_calls(), 0);
+        assert!(store
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .jobs
+            .is_empty());
+    }
+}
+
+/// Every bad field of a register body is named before S3 is asked anything.
+#[tokio::test]
+async fn register_names_every_bad_field() {
+    let location = bucket_in("us-east-1");
+    let (app, _) = app_with_s3(&[], &[], &[&location]);
+    let body = json!({
+        "manifest_path": "s3://bucket/images/web/notes.txt",
+        "name": "web",
+        "sharing": {"accounts": ["1234"]},
+    });
+
+    let (status, body) = call(&app, request("POST", "/images/register", Some(body))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        fields(&body),
+        ["manifest_path", "name", "sharing.accounts[0]"]
+    );
+    assert_eq!(location.num_calls(), 0);
+}
+
+fn no_rule() -> Rule {
+    mock!(aws_sdk_eventbridge::Client::describe_rule).then_error(|| {
+        aws_sdk_eventbridge::operation::describe_rule::DescribeRuleError::generic(
+            aws_smithy_types::error::ErrorMetadata::builder()
+                .code("ResourceNotFoundException")
+                .message("Rule amiforge-nightly does not exist.")
+                .build(),
+        )
+    })
+}
+
+/// A schedule with five bad fields is one 400 naming all five, and no rule is written.
+#[tokio::test]
+async fn a_bad_schedule_names_every_field_and_writes_no_rule() {
+    let put = mock!(aws_sdk_eventbridge::Client::put_rule)
+        .then_output(|| aws_sdk_eventbridge::operation::put_rule::PutRuleOutput::builder().build());
+    let (app, _) = app_with_rules(&[], &[], &[], &[&put]);
+    let body = json!({
+        "expression": "cron(0 3 * * *)",
+        "name_template": "web-{day}",
+        "instance_id": "i-nothex!",
+        "sharing": {"accounts": ["12345"]},
+        "retention": {"keep_last": 0},
+    });
+
+    let (status, body) = call(&app, request("PUT", "/schedules/nightly", Some(body))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        fields(&body),
+        [
+            "expression",
+            "name_template",
+            "retention.keep_last",
+            "instance_id",
+            "sharing.accounts[0]"
+        ]
+    );
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("takes 6 fields"));
+    assert_eq!(put.num_calls(), 0);
+}
+
+/// A new schedule writes its rule and a target that starts the build machine with the
+/// schedule's definition and the event time; the answer is 201.
+#[tokio::test]
+async fn a_new_schedule_writes_its_rule_and_target() {
+    let missing = no_rule();
+    let put = mock!(aws_sdk_eventbridge::Client::put_rule)
+        .match_requests(|r| {
+            r.name() == Some("amiforge-nightly")
+                && r.schedule_expression() == Some("cron(0 3 * * ? *)")
+        })
+        .then_output(|| aws_sdk_eventbridge::operation::put_rule::PutRuleOutput::builder().build());
+    let target = mock!(aws_sdk_eventbridge::Client::put_targets)
+        .match_requests(|r| {
+            let t = &r.targets()[0];
+            let template = t.input_transformer().unwrap().input_template();
+            t.arn() == MACHINE
+                && t.role_arn() == Some("arn:aws:iam::123456789012:role/amiforge-schedules")
+                && template.contains(r#""time":"<time>""#)
+                && template.contains(r#""name_template":"web-{date}""#)
+        })
+        .then_output(|| {
+            aws_sdk_eventbridge::operation::put_targets::PutTargetsOutput::builder()
+                .failed_entry_count(0)
+                .build()
+        });
+    let (app, _) = app_with_rules(&[], &[], &[], &[&missing, &put, &target]);
+    let body = json!({
+        "expression": "cron(0 3 * * ? *)",
+        "name_template": "web-{date}",
+        "instance_id": "i-0123abcd",
+        "retention": {"keep_last": 7},
+    });
+
+    let (status, body) = call(&app, request("PUT", "/schedules/nightly", Some(body))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["rule_name"], "amiforge-nightly");
+    assert_eq!(body["definition"]["retention"]["keep_last"], 7);
+    assert_eq!(put.num_calls(), 1);
+    assert_eq!(target.num_calls(), 1);
+}
+
+/// An unknown schedule is a 404, a malformed name a 400.
+#[tokio::test]
+async fn unknown_schedules_are_not_found() {
+    let missing = no_rule();
+    let (app, _) = app_with_rules(&[], &[], &[], &[&missing]);
+
+    let (status, body) = call(&app, request("GET", "/schedules/nightly", None)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _) = call(&app, request("DELETE", "/schedules/nightly", None)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = call(&app, request("GET", "/schedules/bad%20name", None)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(fields(&body), ["name"]);
 }
