@@ -43,6 +43,8 @@ BUCKET = "amiforge-local-manifests"
 PREFIX = "images"
 DEMO_NAME = "amiforge-demo"
 SFN_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/amiforge-local-states"
+# The role schedule rules name for starting builds (moto stores it; nothing assumes it).
+SCHEDULE_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/amiforge-local-schedules"
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 DEFAULT_TARGET_DIR = "/var/tmp/amiforge-target"
 
@@ -313,6 +315,7 @@ def stack_env(ports: dict, demo_instance_id: str) -> dict[str, str]:
         "AMIFORGE_PREFIX": PREFIX,
         "AMIFORGE_BUILD_STATE_MACHINE_ARN": state_machine_arn(BUILD_SM),
         "AMIFORGE_PURGE_STATE_MACHINE_ARN": state_machine_arn(PURGE_SM),
+        "AMIFORGE_SCHEDULE_ROLE_ARN": SCHEDULE_ROLE_ARN,
         "AMIFORGE_DEMO_INSTANCE_ID": demo_instance_id,
         "AMIFORGE_LAMBDA_URL": f"http://{HOST}:{ports['lambda']}",
         # The api function behind cargo lambda's function URL: the CLI's endpoint.

@@ -107,6 +107,100 @@ pub enum Command {
     /// refused unless --force is given. --dry-run prints the plan and deletes nothing;
     /// otherwise prints the purge job, and with --wait follows it and prints what was deleted.
     Delete(DeleteArgs),
+
+    /// Rebuild images on a schedule, keeping only the newest: save, list, show and delete
+    /// schedules.
+    #[command(subcommand)]
+    Schedules(ScheduleCommand),
+}
+
+/// What to do with schedules.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Create a schedule, or replace the one of that name.
+    ///
+    /// Everything is checked now, as each scheduled build would check it, so a schedule that
+    /// cannot build is refused when it is saved rather than when it fires.
+    Put(Box<SchedulePutArgs>),
+
+    /// List schedules by name.
+    List(ScheduleListArgs),
+
+    /// Show one schedule and its definition.
+    Show(ScheduleNameArg),
+
+    /// Delete a schedule. The images it built stay.
+    Delete(ScheduleNameArg),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("when").required(true).args(["cron", "rate"])))]
+pub struct SchedulePutArgs {
+    /// The schedule's name: 1 to 48 letters, digits, '-', '_' or '.'.
+    pub name: String,
+
+    /// When to build, as EventBridge's six cron fields in UTC, such as "0 3 * * ? *".
+    #[arg(long, value_name = "FIELDS")]
+    pub cron: Option<String>,
+
+    /// How often to build, such as "1 day" or "12 hours".
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<String>,
+
+    /// The instance to image, such as i-0123456789abcdef0.
+    #[arg(long, value_name = "INSTANCE_ID")]
+    pub instance: String,
+
+    /// The image name of each run: {date}, {time}, {timestamp} and {schedule} are filled in
+    /// (UTC), such as web-{date}-{time}. One image is built per rendered name.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub name_template: String,
+
+    /// Description of the images.
+    #[arg(long)]
+    pub description: Option<String>,
+
+    #[command(flatten)]
+    pub sharing: SharingArgs,
+
+    /// Stop the instance while its snapshots are taken, then start it again.
+    #[arg(long)]
+    pub reboot: bool,
+
+    /// Tag the images and their snapshots with KEY=VALUE (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+
+    /// Keep the newest N images of the schedule; older ones are purged with their snapshots
+    /// and manifests.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+
+    /// Keep images younger than DAYS. With --keep-last too, an image goes only when both let
+    /// it go. The newest image always stays.
+    #[arg(long, value_name = "DAYS")]
+    pub max_age_days: Option<u32>,
+
+    /// Save the schedule without letting it fire.
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleListArgs {
+    /// Schedules per page (1 to 100).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub limit: Option<u32>,
+
+    /// The token of the page to show, as printed after the previous page.
+    #[arg(long, value_name = "TOKEN")]
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleNameArg {
+    /// The schedule's name.
+    pub name: String,
 }
 
 /// Who may launch an image, as flags.

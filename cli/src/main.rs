@@ -13,6 +13,7 @@ mod delete;
 mod images;
 mod jobs;
 mod output;
+mod schedules;
 mod watch;
 
 use std::process::ExitCode;
@@ -53,6 +54,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Show(args) => images::show(args, global).await,
         Command::Share(args) => images::share(args, global).await,
         Command::Delete(args) => delete::run(args, global).await,
+        Command::Schedules(command) => schedules::run(command, global).await,
     }
 }
 

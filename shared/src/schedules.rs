@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::aws::events::{RuleTarget, Rules};
 use crate::config::{BUILD_STATE_MACHINE_ARN, SCHEDULE_ROLE_ARN};
 use crate::contract::{ScheduledExecutionInput, ScheduledRun};
-use crate::domain::{FieldError, InvalidRequest, ScheduleName, ScheduleRequest, TagKey};
+use crate::domain::{FieldError, InvalidRequest, ScheduleName, ScheduleRequest};
 use crate::error::StepError;
 use crate::Config;
 
@@ -129,14 +129,12 @@ pub async fn save(
         input_paths: vec![("time".to_owned(), "$.time".to_owned())],
         input_template: template,
     };
-    let tags = [(TagKey::SCHEDULE.to_owned(), spec.name.to_string())];
     let created = rules
         .put(
             &rule,
             spec.expression.as_str(),
             request.enabled,
             &description,
-            &tags,
             &target,
         )
         .await?;

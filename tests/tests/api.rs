@@ -228,3 +228,92 @@ async fn bad_requests_name_every_field_and_start_nothing() {
     let (status, answer) = api.call(Method::PATCH, "/jobs", None, None).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{answer}");
 }
+
+/// A built image's manifest registered again through `POST /images/register` (after its image
+/// was deregistered) gives a new image of the same name, tagged with the new job, while the
+/// snapshots stay the build's; a legacy bundle is registered by its location; a missing
+/// manifest is a 400 on `manifest_path` that starts nothing.
+#[tokio::test]
+async fn register_existing_manifests() {
+    let stack = stack().await.unwrap();
+    let api = Api::new(stack);
+    let clients = stack.clients();
+    let instance = launch_instance(&clients.ec2, 2).await.unwrap();
+    let name = unique("register-image");
+    let body = json!({"instance_id": instance, "name": name});
+    let (status, created) = api.call(Method::POST, "/images", Some(&body), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let build = api.wait_for(created["job_id"].as_str().unwrap()).await;
+    assert_eq!(build["status"], "SUCCEEDED", "{build}");
+    let first_image = build["image_id"].as_str().unwrap().to_owned();
+    let manifest = build["manifest_path"].as_str().unwrap().to_owned();
+    clients
+        .ec2
+        .deregister_image()
+        .image_id(&first_image)
+        .send()
+        .await
+        .unwrap();
+
+    let body = json!({"manifest_path": manifest, "sharing": {"accounts": [ACCOUNT]}});
+    let (status, started) = api
+        .call(Method::POST, "/images/register", Some(&body), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let job = api.wait_for(started["job_id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    assert_eq!(job["kind"], "register");
+    assert_eq!(job["image_name"], name.as_str());
+    let image_id = job["image_id"].as_str().unwrap();
+    assert_ne!(image_id, first_image);
+    assert!(job["snapshot_ids"].as_array().unwrap().is_empty(), "{job}");
+    let (_, detail) = api.get(&format!("/images/{image_id}")).await;
+    assert_eq!(detail["manifest_path"], manifest.as_str(), "{detail}");
+    assert_eq!(detail["job"]["job_id"], job["job_id"]);
+    assert_eq!(
+        strings(&detail["launch_permissions"]["accounts"]),
+        [ACCOUNT]
+    );
+
+    let bucket = stack.var("AMIFORGE_BUCKET").unwrap();
+    let key = format!("legacy/{}/image.manifest.xml", unique("bundle"));
+    clients
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"<manifest/>",
+        ))
+        .send()
+        .await
+        .unwrap();
+    let legacy_name = unique("legacy image");
+    let body = json!({
+        "manifest_path": format!("s3://{bucket}/{key}"),
+        "name": legacy_name,
+        "description": "bundled in 2014",
+    });
+    let (status, started) = api
+        .call(Method::POST, "/images/register", Some(&body), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let job = api.wait_for(started["job_id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    assert_eq!(job["image_name"], legacy_name.as_str());
+
+    let (_, before) = api.get("/jobs?limit=100").await;
+    let body = json!({"manifest_path": format!("s3://{bucket}/legacy/missing/image.manifest.xml"), "name": "missing bundle"});
+    let (status, refused) = api
+        .call(Method::POST, "/images/register", Some(&body), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(refused["error"]["field"], "manifest_path");
+    let (_, after) = api.get("/jobs?limit=100").await;
+    let newest = |page: &Value| page["jobs"][0]["job_id"].clone();
+    assert!(
+        newest(&after) == newest(&before)
+            || after["jobs"][0]["request"]["name"] != "missing bundle",
+        "a refused register recorded a job"
+    );
+}

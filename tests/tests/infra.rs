@@ -21,8 +21,9 @@ use serde_json::Value;
 
 /// The AWS adapters: where the SDK calls are, the IAM service prefix of their client, and the
 /// names the rest of the code calls them by.
-const ADAPTERS: [(&str, &str, &[&str]); 5] = [
+const ADAPTERS: [(&str, &str, &[&str]); 6] = [
     ("shared/src/aws/ec2.rs", "ec2", &["ec2"]),
+    ("shared/src/aws/events.rs", "events", &["rules"]),
     ("shared/src/aws/s3.rs", "s3", &["manifests"]),
     ("shared/src/aws/kms.rs", "kms", &["kms"]),
     ("shared/src/aws/sfn.rs", "states", &["executions"]),

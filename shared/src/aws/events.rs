@@ -1,7 +1,7 @@
 //! EventBridge: the scheduled rules that start builds, each with one target, the build state
 //! machine.
 
-use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Tag, Target};
+use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Target};
 use aws_sdk_eventbridge::Client;
 use tracing::debug;
 
@@ -62,14 +62,9 @@ impl Rules {
         expression: &str,
         enabled: bool,
         description: &str,
-        tags: &[(String, String)],
         target: &RuleTarget,
     ) -> Result<bool, StepError> {
         let created = self.describe(name).await?.is_none();
-        let tags: Vec<Tag> = tags
-            .iter()
-            .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
-            .collect();
         self.client
             .put_rule()
             .name(name)
@@ -80,7 +75,6 @@ impl Rules {
                 RuleState::Disabled
             })
             .description(description)
-            .set_tags(created.then_some(tags))
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("PutRule", e))?;
