@@ -74,6 +74,24 @@ async fn fire(stack: &Stack, template: &str, time: &str, execution: &str) -> Str
     }
 }
 
+async fn images_named(stack: &Stack, name: &str) -> Vec<aws_sdk_ec2::types::Image> {
+    let images = stack
+        .clients()
+        .ec2
+        .describe_images()
+        .owners("self")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("name")
+                .values(name)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    images.images().to_vec()
+}
+
 /// Save -> update -> read back -> listed; the rule and target in EventBridge carry the input
 /// the state machine expects: an execution started with it builds the image, tagged with the
 /// schedule, and a repeated fire of the same slot builds nothing. Delete removes the rule.
@@ -160,20 +178,8 @@ async fn schedules_round_trip_and_their_rule_input_builds_once_per_slot() {
     assert_eq!(job["schedule"], name.as_str());
     let image_name = format!("{prefix}-2026-12-03-0300");
     assert_eq!(job["image_name"], image_name.as_str());
-    let images = clients
-        .ec2
-        .describe_images()
-        .owners("self")
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("name")
-                .values(&image_name)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let [image] = images.images() else {
+    let images = images_named(stack, &image_name).await;
+    let [image] = images.as_slice() else {
         panic!("one image expected: {images:?}");
     };
     assert!(image
@@ -191,20 +197,7 @@ async fn schedules_round_trip_and_their_rule_input_builds_once_per_slot() {
         StatusCode::NOT_FOUND,
         "a repeated fire recorded a job"
     );
-    let again = clients
-        .ec2
-        .describe_images()
-        .owners("self")
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("name")
-                .values(&image_name)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.images().len(), 1);
+    assert_eq!(images_named(stack, &image_name).await.len(), 1);
 
     let (status, _) = call(stack, Method::DELETE, &path, None).await;
     assert_eq!(status, StatusCode::OK);

@@ -106,6 +106,27 @@ pub struct ImageFacts {
     pub created: Option<DateTime<Utc>>,
 }
 
+impl Ec2 {
+    /// Sends a RegisterImage call with the image's tags; the new image's id.
+    async fn send_register(
+        request: aws_sdk_ec2::operation::register_image::builders::RegisterImageFluentBuilder,
+        tags: &[(String, String)],
+    ) -> Result<AmiId, StepError> {
+        let output = request
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Image)
+                    .set_tags(Some(tags_of(tags)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("RegisterImage", e))?;
+        let id = output.image_id().unwrap_or_default();
+        AmiId::parse(id).map_err(|e| StepError::BadEvent(format!("RegisterImage returned {e}")))
+    }
+}
+
 fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build()
 }
@@ -510,7 +531,7 @@ impl Ec2 {
         let body = &manifest.body;
         let attributes = &body.attributes;
         let mappings: Vec<BlockDeviceMapping> = body.block_devices.iter().map(mapping_of).collect();
-        let output = self
+        let request = self
             .client
             .register_image()
             .name(body.name.as_str())
@@ -535,18 +556,8 @@ impl Ec2 {
             )
             .set_kernel_id(attributes.kernel_id.clone())
             .set_ramdisk_id(attributes.ramdisk_id.clone())
-            .set_block_device_mappings(Some(mappings))
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::Image)
-                    .set_tags(Some(tags_of(tags)))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("RegisterImage", e))?;
-        let id = output.image_id().unwrap_or_default();
-        AmiId::parse(id).map_err(|e| StepError::BadEvent(format!("RegisterImage returned {e}")))
+            .set_block_device_mappings(Some(mappings));
+        Self::send_register(request, tags).await
     }
 
     /// Registers a legacy S3 bundle by its image location (`bucket/key` of its
@@ -561,23 +572,13 @@ impl Ec2 {
         description: Option<&str>,
         tags: &[(String, String)],
     ) -> Result<AmiId, StepError> {
-        let output = self
+        let request = self
             .client
             .register_image()
             .name(name.as_str())
             .set_description(description.map(str::to_owned))
-            .image_location(format!("{}/{}", location.bucket(), location.key()))
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::Image)
-                    .set_tags(Some(tags_of(tags)))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("RegisterImage", e))?;
-        let id = output.image_id().unwrap_or_default();
-        AmiId::parse(id).map_err(|e| StepError::BadEvent(format!("RegisterImage returned {e}")))
+            .image_location(format!("{}/{}", location.bucket(), location.key()));
+        Self::send_register(request, tags).await
     }
 
     /// Attaches Marketplace product codes to an image.

@@ -550,17 +550,8 @@ impl ScheduleRequest {
         let template = NameTemplate::parse(&self.name_template)?;
         let name = template.render(schedule, at)?;
         Ok(BuildRequest {
-            instance_id: self.instance_id.clone(),
             name: name.to_string(),
-            description: self.description.clone(),
-            no_reboot: self.no_reboot,
-            include_devices: self.include_devices.clone(),
-            exclude_devices: self.exclude_devices.clone(),
-            sharing: self.sharing.clone(),
-            tags: self.tags.clone(),
-            product_codes: Vec::new(),
-            bucket: None,
-            prefix: None,
+            ..self.build_request_unnamed()
         })
     }
 
@@ -599,8 +590,10 @@ impl ScheduleRequest {
 
         // Every other field as a build would check it, with a name the template renders.
         let sample = ImageName::parse("scheduled-image").ok();
-        let mut build = self.build_request_unchecked();
-        build.name = sample.map(|n| n.to_string()).unwrap_or_default();
+        let build = BuildRequest {
+            name: sample.map(|n| n.to_string()).unwrap_or_default(),
+            ..self.build_request_unnamed()
+        };
         if let Err(InvalidRequest(errors)) = build.validate(bucket, prefix) {
             for error in errors {
                 checker.check::<()>(&error.field.clone(), Err(error));
@@ -619,7 +612,8 @@ impl ScheduleRequest {
         }
     }
 
-    fn build_request_unchecked(&self) -> BuildRequest {
+    /// The build request of a run, without its name.
+    fn build_request_unnamed(&self) -> BuildRequest {
         BuildRequest {
             instance_id: self.instance_id.clone(),
             name: String::new(),

@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use super::{percent, Pipeline};
 use crate::contract::RegisterOutput;
-use crate::domain::{AmiId, JobId, ManifestPath, RegisterSource, TagKey};
+use crate::domain::{AmiId, JobId, Manifest, ManifestPath, RegisterSource, TagKey};
 use crate::error::{AwsErrorKind, StepError};
 use crate::jobs::{Job, JobKind, JobStatus};
 
@@ -70,21 +70,10 @@ fn base_tags(job: &Job, path: &ManifestPath) -> Vec<(String, String)> {
     tags
 }
 
-/// Registers a build job's image; the id and name.
-async fn register_built(pipeline: &Pipeline, job: &Job) -> Result<(AmiId, String), StepError> {
-    let job_id = &job.job_id;
-    let spec = pipeline.spec_of(job)?;
-    let Some(path) = job.manifest_path.as_deref() else {
-        return Err(StepError::JobIncomplete {
-            job_id: job_id.clone(),
-            what: "manifest",
-            step: "bundle",
-        });
-    };
-    let path = ManifestPath::parse(path).map_err(|e| StepError::BadEvent(e.to_string()))?;
-    let manifest = pipeline.manifests.get(&path).await?;
-
-    let mut tags = base_tags(job, &path);
+/// The tags of an image registered from an amiforge manifest: the job, the image name, the
+/// manifest, the source instance and the schedule.
+fn manifest_tags(job: &Job, path: &ManifestPath, manifest: &Manifest) -> Vec<(String, String)> {
+    let mut tags = base_tags(job, path);
     tags.insert(
         1,
         (
@@ -99,16 +88,20 @@ async fn register_built(pipeline: &Pipeline, job: &Job) -> Result<(AmiId, String
             manifest.body.source.instance_id.to_string(),
         ),
     );
-    tags.extend(spec.tags.iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
+    tags
+}
 
+/// Registers the image a manifest describes, or adopts the one this job registered, and
+/// attaches the manifest's product codes.
+async fn register_from(
+    pipeline: &Pipeline,
+    job_id: &JobId,
+    manifest: &Manifest,
+    tags: &[(String, String)],
+) -> Result<AmiId, StepError> {
     let name = manifest.body.name.as_str();
-    let image_id = adopt_or(
-        pipeline,
-        job_id,
-        name,
-        pipeline.ec2.register(&manifest, &tags),
-    )
-    .await?;
+    let register = pipeline.ec2.register(manifest, tags);
+    let image_id = adopt_or(pipeline, job_id, name, register).await?;
     let codes: Vec<String> = manifest
         .body
         .product_codes
@@ -116,72 +109,73 @@ async fn register_built(pipeline: &Pipeline, job: &Job) -> Result<(AmiId, String
         .map(ToString::to_string)
         .collect();
     pipeline.ec2.attach_product_codes(&image_id, &codes).await?;
-    // One call tags the snapshots with the image and, again, the image itself: the tags given
-    // to RegisterImage are kept either way, and an adopted image gets any it missed.
-    let mut resources: Vec<String> = manifest
+    Ok(image_id)
+}
+
+fn snapshots_of(manifest: &Manifest) -> Vec<String> {
+    manifest
         .body
         .block_devices
         .iter()
         .map(|d| d.snapshot_id.to_string())
-        .collect();
+        .collect()
+}
+
+/// Registers a build job's image; the id and name.
+async fn register_built(pipeline: &Pipeline, job: &Job) -> Result<(AmiId, String), StepError> {
+    let job_id = &job.job_id;
+    let spec = pipeline.spec_of(job)?;
+    let Some(path) = job.manifest_path.as_deref() else {
+        return Err(StepError::JobIncomplete {
+            job_id: job_id.clone(),
+            what: "manifest",
+            step: "bundle",
+        });
+    };
+    let path = ManifestPath::parse(path).map_err(|e| StepError::BadEvent(e.to_string()))?;
+    let manifest = pipeline.manifests.get(&path).await?;
+
+    let mut tags = manifest_tags(job, &path, &manifest);
+    tags.extend(spec.tags.iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
+    let image_id = register_from(pipeline, job_id, &manifest, &tags).await?;
+    // One call tags the snapshots with the image and, again, the image itself: the tags given
+    // to RegisterImage are kept either way, and an adopted image gets any it missed.
+    let mut resources = snapshots_of(&manifest);
     resources.push(image_id.to_string());
     tags.push((TagKey::IMAGE_ID.to_owned(), image_id.to_string()));
     pipeline.ec2.tag(&resources, &tags).await?;
-    Ok((image_id, name.to_owned()))
+    Ok((image_id, manifest.body.name.to_string()))
 }
 
 /// Registers a register job's image; the id and name.
 async fn register_existing(pipeline: &Pipeline, job: &Job) -> Result<(AmiId, String), StepError> {
     let job_id = &job.job_id;
     let spec = pipeline.register_spec_of(job)?;
-    let path = spec.source.path();
-    let mut tags = base_tags(job, path);
     let caller_tags = spec.tags.iter().map(|(k, v)| (k.to_owned(), v.to_owned()));
 
     match &spec.source {
         RegisterSource::Manifest(path) => {
             let manifest = pipeline.manifests.get(path).await?;
-            tags.push((
-                TagKey::IMAGE_NAME.to_owned(),
-                manifest.body.name.to_string(),
-            ));
-            tags.push((
-                TagKey::SOURCE_INSTANCE.to_owned(),
-                manifest.body.source.instance_id.to_string(),
-            ));
+            let mut tags = manifest_tags(job, path, &manifest);
             tags.extend(caller_tags);
-            let name = manifest.body.name.as_str();
-            let image_id = adopt_or(
-                pipeline,
-                job_id,
-                name,
-                pipeline.ec2.register(&manifest, &tags),
-            )
-            .await?;
-            let codes: Vec<String> = manifest
-                .body
-                .product_codes
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            pipeline.ec2.attach_product_codes(&image_id, &codes).await?;
+            let image_id = register_from(pipeline, job_id, &manifest, &tags).await?;
             tags.push((TagKey::IMAGE_ID.to_owned(), image_id.to_string()));
             pipeline.ec2.tag(&[image_id.to_string()], &tags).await?;
-            let snapshots: Vec<String> = manifest
-                .body
-                .block_devices
-                .iter()
-                .map(|d| d.snapshot_id.to_string())
-                .collect();
+            // The snapshots keep the job tag of the build that made them: only the image tag
+            // is added, so that this job's rollback never takes them.
             let image_tag = [(TagKey::IMAGE_ID.to_owned(), image_id.to_string())];
-            pipeline.ec2.tag(&snapshots, &image_tag).await?;
-            Ok((image_id, name.to_owned()))
+            pipeline
+                .ec2
+                .tag(&snapshots_of(&manifest), &image_tag)
+                .await?;
+            Ok((image_id, manifest.body.name.to_string()))
         }
         RegisterSource::Bundle {
             location,
             name,
             description,
         } => {
+            let mut tags = base_tags(job, location);
             tags.push((TagKey::IMAGE_NAME.to_owned(), name.to_string()));
             tags.extend(caller_tags);
             let register =
