@@ -79,6 +79,13 @@ pub enum Command {
     /// the build like `amiforge watch` and exits 1 if it fails.
     Create(CreateArgs),
 
+    /// Register an image from a manifest that already exists in S3.
+    ///
+    /// An amiforge image.manifest.json is registered with its block device mapping, name and
+    /// description; a legacy bundle's *.manifest.xml by its location, with --name. With --wait,
+    /// follows the job like `amiforge watch`.
+    Register(RegisterArgs),
+
     /// Follow a build job with a progress bar until it ends, then print the outcome.
     ///
     /// Exits 0 when the job SUCCEEDED and 1 when it FAILED. With --output json, prints only the
@@ -311,6 +318,40 @@ pub struct CreateArgs {
     pub idempotency_key: Option<String>,
 
     /// Follow the build until it ends, like `amiforge watch`.
+    #[arg(long)]
+    pub wait: bool,
+
+    #[command(flatten)]
+    pub poll: PollArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// The manifest, s3://bucket/key, ending in .manifest.json (amiforge) or .manifest.xml (a
+    /// legacy S3 bundle).
+    #[arg(long, value_name = "S3_PATH")]
+    pub manifest: String,
+
+    /// Name of the image: required for a legacy bundle; an amiforge manifest names its image.
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Description of the image, for a legacy bundle.
+    #[arg(long)]
+    pub description: Option<String>,
+
+    #[command(flatten)]
+    pub sharing: SharingArgs,
+
+    /// Tag the image with KEY=VALUE (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+
+    /// Makes a retried register start at most one job.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+
+    /// Follow the job until it ends, like `amiforge watch`.
     #[arg(long)]
     pub wait: bool,
 

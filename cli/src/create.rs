@@ -1,5 +1,6 @@
-//! `amiforge create`: turns the flags into a build request, sends it to `POST /images`, and
-//! with `--wait` follows the job it started.
+//! `amiforge create` and `amiforge register`: turn the flags into a build or register request,
+//! send it to `POST /images` or `POST /images/register`, and with `--wait` follow the job it
+//! started.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::Accepted;
-use crate::args::{CreateArgs, Format, GlobalArgs};
+use crate::args::{CreateArgs, Format, GlobalArgs, PollArgs, RegisterArgs};
 use crate::client::Client;
 use crate::{output, watch, Outcome};
 
@@ -36,17 +37,40 @@ struct BuildBody {
     product_codes: Vec<String>,
 }
 
+/// The register request as `POST /images/register` takes it.
+#[derive(Debug, Serialize)]
+struct RegisterBody {
+    manifest_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sharing: Option<SharingRequest>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    tags: BTreeMap<String, String>,
+}
+
+/// The tags as a map.
+///
+/// # Errors
+/// A tag key given twice, so that no value is silently dropped.
+fn tag_map(pairs: &[(String, String)]) -> Result<BTreeMap<String, String>> {
+    let mut tags = BTreeMap::new();
+    for (key, value) in pairs {
+        if tags.insert(key.clone(), value.clone()).is_some() {
+            bail!("tag {key:?} is given twice; give each tag key once");
+        }
+    }
+    Ok(tags)
+}
+
 /// The JSON body the flags describe.
 ///
 /// # Errors
 /// A tag key given twice, so that no value is silently dropped.
 pub fn request_body(args: &CreateArgs) -> Result<Value> {
-    let mut tags = BTreeMap::new();
-    for (key, value) in &args.tags {
-        if tags.insert(key.clone(), value.clone()).is_some() {
-            bail!("tag {key:?} is given twice; give each tag key once");
-        }
-    }
+    let tags = tag_map(&args.tags)?;
     let no_reboot = match (args.no_reboot, args.reboot) {
         (true, _) => Some(true),
         (false, true) => Some(false),
@@ -66,39 +90,89 @@ pub fn request_body(args: &CreateArgs) -> Result<Value> {
     Ok(serde_json::to_value(body)?)
 }
 
+/// The JSON body of `amiforge register`.
+///
+/// # Errors
+/// A tag key given twice.
+pub fn register_body(args: &RegisterArgs) -> Result<Value> {
+    let body = RegisterBody {
+        manifest_path: args.manifest.clone(),
+        name: args.name.clone(),
+        description: args.description.clone(),
+        sharing: args.sharing.any().then(|| args.sharing.request()),
+        tags: tag_map(&args.tags)?,
+    };
+    Ok(serde_json::to_value(body)?)
+}
+
 /// Starts the build, prints the job, and follows it when asked.
 ///
 /// # Errors
 /// A bad flag before any request, then connection, HTTP and API errors.
 pub async fn run(args: CreateArgs, global: &GlobalArgs) -> Result<Outcome> {
     let body = request_body(&args)?;
-    let client = Client::connect(&global.settings()).await?;
+    let started = Start {
+        path: &["images"],
+        body: &body,
+        idempotency_key: args.idempotency_key.as_deref(),
+        wait: args.wait,
+        poll: &args.poll,
+    };
+    start(started, global).await
+}
 
-    let headers: Vec<(&str, &str)> = args
+/// Starts the register job, prints it, and follows it when asked.
+///
+/// # Errors
+/// A bad flag before any request, then connection, HTTP and API errors, such as a manifest
+/// that does not exist.
+pub async fn register(args: RegisterArgs, global: &GlobalArgs) -> Result<Outcome> {
+    let body = register_body(&args)?;
+    let started = Start {
+        path: &["images", "register"],
+        body: &body,
+        idempotency_key: args.idempotency_key.as_deref(),
+        wait: args.wait,
+        poll: &args.poll,
+    };
+    start(started, global).await
+}
+
+/// A job to start through the API.
+struct Start<'a> {
+    path: &'a [&'a str],
+    body: &'a Value,
+    idempotency_key: Option<&'a str>,
+    wait: bool,
+    poll: &'a PollArgs,
+}
+
+async fn start(job: Start<'_>, global: &GlobalArgs) -> Result<Outcome> {
+    let client = Client::connect(&global.settings()).await?;
+    let headers: Vec<(&str, &str)> = job
         .idempotency_key
-        .as_deref()
         .map(|key| ("idempotency-key", key))
         .into_iter()
         .collect();
     let answer = client
-        .send(Method::POST, &["images"], &[], Some(&body), &headers)
+        .send(Method::POST, job.path, &[], Some(job.body), &headers)
         .await?;
     let accepted: Accepted =
-        serde_json::from_value(answer.clone()).context("reading the API's answer to create")?;
+        serde_json::from_value(answer.clone()).context("reading the API's answer")?;
 
-    match (global.output, args.wait) {
+    match (global.output, job.wait) {
         (Format::Json, false) => output::emit(&output::json(&answer))?,
         (Format::Table, _) => output::emit(&output::accepted(&accepted))?,
         // Scripts get one JSON document: the final job, which names the execution too.
         (Format::Json, true) => {}
     }
-    if !args.wait {
+    if !job.wait {
         return Ok(Outcome::Done);
     }
     if accepted.job_id.is_empty() {
-        bail!("the API accepted the build but its answer names no job_id to follow");
+        bail!("the API accepted the job but its answer names no job_id to follow");
     }
-    watch::follow(&client, &accepted.job_id, &args.poll, global.output).await
+    watch::follow(&client, &accepted.job_id, job.poll, global.output).await
 }
 
 #[cfg(test)]
@@ -257,5 +331,41 @@ mod tests {
         assert_eq!(received.header("content-type"), Some("application/json"));
         assert_eq!(received.json(), body);
         assert_eq!(answer["job_id"], "j1");
+    }
+
+    #[test]
+    fn register_flags_become_the_register_body() {
+        let argv = [
+            "amiforge",
+            "register",
+            "--manifest",
+            "s3://old-bundles/web/image.manifest.xml",
+            "--name",
+            "web legacy",
+            "--account",
+            "012345678901",
+            "--tag",
+            "team=web",
+        ];
+        let args = match Cli::try_parse_from(argv).unwrap().command {
+            Command::Register(args) => args,
+            other => panic!("parsed {other:?}"),
+        };
+        let body = register_body(&args).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "manifest_path": "s3://old-bundles/web/image.manifest.xml",
+                "name": "web legacy",
+                "sharing": {
+                    "public": false,
+                    "accounts": ["012345678901"],
+                    "organizations": [],
+                    "organizational_units": [],
+                    "create_volume_permission": false,
+                },
+                "tags": {"team": "web"},
+            })
+        );
     }
 }

@@ -48,6 +48,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let global = &cli.global;
     match cli.command {
         Command::Create(args) => create::run(args, global).await,
+        Command::Register(args) => create::register(args, global).await,
         Command::Watch(args) => watch::run(args, global).await,
         Command::Jobs(args) => jobs::run(args, global).await,
         Command::List(args) => images::list(args, global).await,

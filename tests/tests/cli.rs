@@ -182,3 +182,79 @@ async fn bad_input_exits_2_naming_the_fields() {
         "a refused create made a job"
     );
 }
+
+fn args(owned: &[String]) -> Vec<&str> {
+    owned.iter().map(String::as_str).collect()
+}
+
+/// schedules put -> show -> list -> put again (an update) -> delete through the binary; a bad
+/// schedule exits 2 naming each bad field; the deleted schedule is gone.
+#[tokio::test]
+async fn the_binary_manages_schedules() {
+    let stack = stack().await.unwrap();
+    let instance = launch_instance(&stack.clients().ec2, 1).await.unwrap();
+    let name = unique("cli-nightly");
+    let put = |cron: &'static str| {
+        vec![
+            "schedules".to_owned(),
+            "put".to_owned(),
+            name.clone(),
+            "--cron".to_owned(),
+            cron.to_owned(),
+            "--instance".to_owned(),
+            instance.clone(),
+            "--name-template".to_owned(),
+            "cli-web-{date}".to_owned(),
+            "--keep-last".to_owned(),
+            "3".to_owned(),
+            "--account".to_owned(),
+            ACCOUNT.to_owned(),
+        ]
+    };
+
+    let first = put("0 3 * * ? *");
+    let saved = json(stack, &args(&first)).await;
+    assert_eq!(saved["expression"], "cron(0 3 * * ? *)", "{saved}");
+    assert_eq!(saved["definition"]["retention"]["keep_last"], 3);
+    let shown = json(stack, &["schedules", "show", &name]).await;
+    assert_eq!(shown["definition"]["sharing"]["accounts"][0], ACCOUNT);
+    let listed = json(stack, &["schedules", "list", "--limit", "100"]).await;
+    assert!(listed["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"] == name.as_str()));
+    let second = put("30 4 ? * MON *");
+    let updated = json(stack, &args(&second)).await;
+    assert_eq!(updated["expression"], "cron(30 4 ? * MON *)");
+
+    let bad = amiforge(
+        stack,
+        &[
+            "schedules",
+            "put",
+            &name,
+            "--cron",
+            "0 3 * * *",
+            "--instance",
+            &instance,
+            "--name-template",
+            "web:{date}",
+        ],
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("expression"), "{stderr}");
+    assert!(stderr.contains("name_template"), "{stderr}");
+    let still = json(stack, &["schedules", "show", &name]).await;
+    assert_eq!(
+        still["expression"], "cron(30 4 ? * MON *)",
+        "a refused put changed it"
+    );
+
+    json(stack, &["schedules", "delete", &name]).await;
+    let gone = amiforge(stack, &["schedules", "show", &name]).await;
+    assert_eq!(gone.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("does not exist"));
+}
