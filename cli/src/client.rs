@@ -105,6 +105,12 @@ impl fmt::Display for Error {
             ),
             Self::Signing(source) => write!(f, "could not sign the request: {source}"),
             Self::Request(source) => write!(f, "could not build the request: {source}"),
+            Self::Transport(source) if source.is_timeout() => write!(
+                f,
+                "the API did not answer within {} s; the request may still have been carried \
+                 out, so check with `amiforge jobs` before repeating it",
+                TIMEOUT.as_secs()
+            ),
             Self::Transport(source) => write!(f, "could not reach the API: {source}"),
             Self::Api(failure) => f.write_str(&failure.messages().join("; ")),
             Self::Decode { status, source } => {

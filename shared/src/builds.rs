@@ -6,13 +6,14 @@ use sha2::{Digest, Sha256};
 
 use crate::aws::sfn::Executions;
 use crate::contract::{BuildExecutionInput, RegisterExecutionInput};
+use crate::domain::TagKey;
 use crate::domain::{
     BuildRequest, FieldError, InvalidRequest, JobId, RegisterRequest, RegisterSource,
 };
 use crate::error::{AwsErrorKind, StepError};
 use crate::jobs::{update_job, Job, JobKind, JobStatus, JobStore, StoreError};
 use crate::steps::purge::PurgeRequest;
-use crate::steps::Pipeline;
+use crate::steps::{ensure_name_free, Pipeline};
 use crate::Config;
 
 /// The job id a caller's idempotency key stands for: the same key always names the same job.
@@ -62,6 +63,41 @@ pub async fn start_build(
     .await
 }
 
+/// Refuses a build request whose image name is taken (by an image, or by another job's
+/// manifest), before anything is recorded: a build that could only fail at registration would
+/// first spend its snapshots. A repeat under the same idempotency key may find its own image.
+///
+/// # Errors
+/// [`StepError::Invalid`] for a bad request; [`StepError::NameTaken`]; an AWS error.
+pub async fn check_name(
+    pipeline: &Pipeline,
+    request: &BuildRequest,
+    idempotency_key: Option<&str>,
+) -> Result<(), StepError> {
+    let spec = request.validate(&pipeline.config.bucket, &pipeline.config.prefix)?;
+    let job = idempotency_key.map(idempotent_job_id);
+    ensure_name_free(pipeline, &spec, job.as_ref()).await
+}
+
+/// Refuses a name an image already holds, unless the image is `job`'s.
+pub(crate) async fn image_name_free(
+    pipeline: &Pipeline,
+    name: &str,
+    job: Option<&JobId>,
+) -> Result<(), StepError> {
+    let images = pipeline.ec2.images_named(name).await?;
+    let held = images.into_iter().find(|i| {
+        job.is_none_or(|j| i.tags.get(TagKey::JOB_ID).map(String::as_str) != Some(j.as_str()))
+    });
+    match held {
+        Some(image) => Err(StepError::NameTaken {
+            name: name.to_owned(),
+            image_id: image.image_id.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Validates a request to register an existing manifest, checks that the manifest is there
 /// (an amiforge manifest must also pass its digest) and that its bucket is in the pipeline's
 /// region, then records a QUEUED register job and starts the build execution, which goes
@@ -96,20 +132,23 @@ pub async fn start_register(
             path.bucket()
         )));
     }
-    match &spec.source {
+    let name = match &spec.source {
         RegisterSource::Manifest(path) => match pipeline.manifests.get(path).await {
-            Ok(_) => {}
+            Ok(manifest) => manifest.body.name.to_string(),
             Err(StepError::ManifestNotFound(_)) => {
                 return Err(reject(format!("no manifest at {path}")));
             }
             Err(err) => return Err(err),
         },
-        RegisterSource::Bundle { location, .. } => {
+        RegisterSource::Bundle { location, name, .. } => {
             if !pipeline.manifests.exists(location).await? {
                 return Err(reject(format!("no bundle manifest at {location}")));
             }
+            name.to_string()
         }
-    }
+    };
+    let own = idempotency_key.map(idempotent_job_id);
+    image_name_free(pipeline, &name, own.as_ref()).await?;
 
     let input = serde_json::to_value(RegisterExecutionInput {
         register: request.clone(),

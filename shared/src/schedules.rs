@@ -216,6 +216,44 @@ pub async fn delete(config: &Config, rules: &Rules, name: &str) -> Result<(), St
     }
 }
 
+/// Makes the schedules declared in a deployment exist as declared: every one is checked
+/// first (nothing changes if any is bad), then each is saved, and those of `previous` no
+/// longer declared are deleted. The names saved.
+///
+/// # Errors
+/// [`StepError::Invalid`] naming each bad field as `<schedule>.<field>`; see [`save`] and
+/// [`delete`].
+pub async fn declare(
+    config: &Config,
+    rules: &Rules,
+    declared: &std::collections::BTreeMap<String, ScheduleRequest>,
+    previous: &[String],
+) -> Result<Vec<String>, StepError> {
+    let mut errors = Vec::new();
+    for (name, request) in declared {
+        if let Err(InvalidRequest(bad)) = request.validate(name, &config.bucket, &config.prefix) {
+            errors.extend(
+                bad.into_iter()
+                    .map(|e| FieldError::new(format!("{name}.{}", e.field), e.message)),
+            );
+        }
+    }
+    if !errors.is_empty() {
+        return Err(InvalidRequest(errors).into());
+    }
+
+    for (name, request) in declared {
+        save(config, rules, name, request).await?;
+    }
+    for gone in previous.iter().filter(|p| !declared.contains_key(*p)) {
+        match delete(config, rules, gone).await {
+            Ok(()) | Err(StepError::ScheduleNotFound(_) | StepError::Invalid(_)) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(declared.keys().cloned().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

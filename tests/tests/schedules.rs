@@ -481,3 +481,133 @@ async fn retention_purges_the_oldest_images_of_its_schedule_only() {
     assert_eq!(kept.len(), 1, "{report}");
     assert_eq!(kept[0]["id"], foreign.image_id.as_str());
 }
+
+/// Accepts one HTTP request on a local port, answers 200, and hands back its body: the
+/// stand-in for CloudFormation's presigned response URL.
+fn response_catcher() -> (String, std::thread::JoinHandle<Value>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/response", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .unwrap();
+        serde_json::from_slice(&body).unwrap()
+    });
+    (url, handle)
+}
+
+/// Invokes the schedules function as CloudFormation would, and returns what it answered.
+async fn custom_resource(
+    stack: &Stack,
+    kind: &str,
+    schedules: &Value,
+    old: Option<&Value>,
+) -> Value {
+    let (url, answer) = response_catcher();
+    let mut event = json!({
+        "RequestType": kind,
+        "RequestId": unique("request"),
+        "ResponseURL": url,
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/amiforge/1",
+        "ResourceType": "Custom::AmiforgeSchedules",
+        "LogicalResourceId": "DeclaredSchedules",
+        "ResourceProperties": {"ServiceToken": "schedules", "Schedules": schedules.to_string()},
+    });
+    if kind != "Create" {
+        event["PhysicalResourceId"] = json!("amiforge-declared-schedules");
+    }
+    if let Some(old) = old {
+        event["OldResourceProperties"] = json!({"Schedules": old.to_string()});
+    }
+    let lambda = stack.var("AMIFORGE_LAMBDA_URL").unwrap();
+    let invoked = Client::new()
+        .post(format!(
+            "{lambda}/2015-03-31/functions/schedules/invocations"
+        ))
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        invoked.status().is_success(),
+        "{}",
+        invoked.text().await.unwrap()
+    );
+    tokio::task::spawn_blocking(move || answer.join().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Schedules declared in the deployment template become the same rules the API writes:
+/// created on stack create, dropped ones deleted on update, all deleted on stack delete; a bad
+/// one fails the resource naming it and writes nothing.
+#[tokio::test]
+async fn schedules_declared_in_the_template_become_the_same_rules() {
+    let stack = stack().await.unwrap();
+    let instance = launch_instance(&stack.clients().ec2, 1).await.unwrap();
+    let (keep, drop) = (unique("declared"), unique("declared"));
+    let schedule = |expression: &str| {
+        json!({
+            "expression": expression,
+            "instance_id": instance,
+            "name_template": "declared-{date}",
+            "retention": {"keep_last": 2},
+        })
+    };
+    let both =
+        json!({ keep.clone(): schedule("rate(1 day)"), drop.clone(): schedule("rate(7 days)") });
+
+    let answer = custom_resource(stack, "Create", &both, None).await;
+    assert_eq!(answer["Status"], "SUCCESS", "{answer}");
+    let (status, shown) = call(stack, Method::GET, &format!("/schedules/{keep}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(shown["definition"]["expression"], "rate(1 day)");
+    assert_eq!(shown["definition"]["retention"]["keep_last"], 2);
+    assert_eq!(
+        shown["state_machine_arn"],
+        stack
+            .var("AMIFORGE_BUILD_STATE_MACHINE_ARN")
+            .unwrap()
+            .as_str()
+    );
+
+    let bad = json!({ keep.clone(): schedule("cron(0 3 * * *)") });
+    let answer = custom_resource(stack, "Update", &bad, Some(&both)).await;
+    assert_eq!(answer["Status"], "FAILED", "{answer}");
+    assert!(answer["Reason"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{keep}.expression")));
+    let (status, _) = call(stack, Method::GET, &format!("/schedules/{drop}"), None).await;
+    assert_eq!(status, StatusCode::OK, "a failed update removed a schedule");
+
+    let one = json!({ keep.clone(): schedule("rate(1 day)") });
+    let answer = custom_resource(stack, "Update", &one, Some(&both)).await;
+    assert_eq!(answer["Status"], "SUCCESS", "{answer}");
+    let (status, _) = call(stack, Method::GET, &format!("/schedules/{drop}"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let answer = custom_resource(stack, "Delete", &one, None).await;
+    assert_eq!(answer["Status"], "SUCCESS", "{answer}");
+    let (status, _) = call(stack, Method::GET, &format!("/schedules/{keep}"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

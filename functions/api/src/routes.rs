@@ -4,7 +4,7 @@
 
 use amiforge::aws::events::Rules;
 use amiforge::aws::sfn::Executions;
-use amiforge::builds::{start_build, start_purge, start_register};
+use amiforge::builds::{check_name, start_build, start_purge, start_register};
 use amiforge::catalog::{self, Owner};
 use amiforge::domain::{
     AmiId, BuildRequest, FieldError, JobId, RegisterRequest, ScheduleRequest, Sharing,
@@ -243,6 +243,7 @@ async fn create_image(app: &App, request: &Request) -> Result<Answer, StepError>
         Ok(key) => key,
         Err(err) => return Ok(Err(err)),
     };
+    check_name(&app.pipeline, &body, key).await?;
     let job = start_build(
         &app.pipeline.config,
         app.pipeline.jobs.as_ref(),

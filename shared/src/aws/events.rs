@@ -123,13 +123,17 @@ impl Rules {
         let Some(mut rule) = self.describe(name).await? else {
             return Ok(None);
         };
-        let targets = self
-            .client
-            .list_targets_by_rule()
-            .rule(name)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ListTargetsByRule", e))?;
+        let targets = match self.client.list_targets_by_rule().rule(name).send().await {
+            Ok(targets) => targets,
+            Err(err) => {
+                let err = AwsError::from_sdk("ListTargetsByRule", err);
+                // Deleted between the two calls: gone, like a rule never there.
+                if err.kind == AwsErrorKind::NotFound {
+                    return Ok(None);
+                }
+                return Err(err.into());
+            }
+        };
         if let Some(target) = targets.targets().iter().find(|t| t.id() == TARGET_ID) {
             rule.target_arn = Some(target.arn().to_owned());
             rule.input_template = target

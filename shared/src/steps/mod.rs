@@ -17,7 +17,9 @@ use crate::aws::kms::Kms;
 use crate::aws::s3::Manifests;
 use crate::aws::Clients;
 use crate::config::Config;
-use crate::domain::{BuildRequest, BuildSpec, JobId, RegisterRequest, RegisterSpec, Sharing};
+use crate::domain::{
+    BuildRequest, BuildSpec, JobId, ManifestPath, RegisterRequest, RegisterSpec, Sharing,
+};
 use crate::error::StepError;
 use crate::jobs::{update_job, DynamoJobStore, Job, JobKind, JobStore};
 
@@ -122,6 +124,34 @@ impl Pipeline {
     }
 }
 
+/// Refuses a build whose image name is taken: by an image another job (or no job) made, or by
+/// another job's manifest at the path this build would write. Checked before any snapshot is
+/// taken, so a taken name costs nothing; `job` is the build's own job, whose earlier image or
+/// manifest (a retry) does not count.
+///
+/// # Errors
+/// [`StepError::NameTaken`] naming what holds the name; an AWS error.
+pub async fn ensure_name_free(
+    pipeline: &Pipeline,
+    spec: &BuildSpec,
+    job: Option<&JobId>,
+) -> Result<(), StepError> {
+    let name = spec.name.as_str();
+    crate::builds::image_name_free(pipeline, name, job).await?;
+    let path = ManifestPath::new(spec.bucket.clone(), spec.prefix.manifest_key(&spec.name));
+    if pipeline.manifests.exists(&path).await? {
+        if let Ok(existing) = pipeline.manifests.get(&path).await {
+            if Some(&existing.body.job_id) != job {
+                return Err(StepError::NameTaken {
+                    name: name.to_owned(),
+                    image_id: format!("the manifest {path} of job {}", existing.body.job_id),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Now, as job records write it.
 pub(crate) fn now() -> chrono::DateTime<Utc> {
     Utc::now()
@@ -165,11 +195,26 @@ pub(crate) mod testing {
         kms: &[&Rule],
     ) -> (Pipeline, Arc<MemoryJobStore>) {
         let store = Arc::new(MemoryJobStore::default());
+        // Answers for what a test does not set up itself: no image of the name, no manifest
+        // at the path. A test's own rules come first and win.
+        let no_images =
+            aws_smithy_mocks::mock!(aws_sdk_ec2::Client::describe_images).then_output(|| {
+                aws_sdk_ec2::operation::describe_images::DescribeImagesOutput::builder().build()
+            });
+        let no_object = aws_smithy_mocks::mock!(aws_sdk_s3::Client::head_object).then_error(|| {
+            aws_sdk_s3::operation::head_object::HeadObjectError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("NotFound")
+                    .build(),
+            )
+        });
+        let ec2: Vec<&Rule> = ec2.iter().copied().chain([&no_images]).collect();
+        let s3: Vec<&Rule> = s3.iter().copied().chain([&no_object]).collect();
         let pipeline = Pipeline {
             config: config(),
             jobs: store.clone(),
-            ec2: Ec2::new(mock::ec2(ec2)),
-            manifests: Manifests::new(mock::s3(s3)),
+            ec2: Ec2::new(mock::ec2(&ec2)),
+            manifests: Manifests::new(mock::s3(&s3)),
             kms: Kms::new(mock::kms(kms)),
             region: Some("us-east-1".into()),
         };

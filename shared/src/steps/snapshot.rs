@@ -56,6 +56,7 @@ pub async fn start(
         return check(pipeline, &job.job_id).await;
     }
 
+    super::ensure_name_free(pipeline, &spec, Some(&job.job_id)).await?;
     let instance = pipeline.ec2.describe_instance(&spec.instance_id).await?;
     if !matches!(instance.state.as_str(), "running" | "stopped") {
         return Err(StepError::InstanceNotReady {

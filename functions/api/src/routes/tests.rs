@@ -42,6 +42,19 @@ fn app_with_rules(
     events: &[&Rule],
 ) -> (App, Arc<MemoryJobStore>) {
     let store = Arc::new(MemoryJobStore::default());
+    // Answers for what a test does not set up itself: no image of the name, no object at the
+    // path. A test's own rules come first and win.
+    let no_images = mock!(aws_sdk_ec2::Client::describe_images)
+        .then_output(|| DescribeImagesOutput::builder().build());
+    let no_object = mock!(aws_sdk_s3::Client::head_object).then_error(|| {
+        aws_sdk_s3::operation::head_object::HeadObjectError::generic(
+            aws_smithy_types::error::ErrorMetadata::builder()
+                .code("NotFound")
+                .build(),
+        )
+    });
+    let ec2: Vec<&Rule> = ec2.iter().copied().chain([&no_images]).collect();
+    let s3: Vec<&Rule> = s3.iter().copied().chain([&no_object]).collect();
     let config = Config {
         jobs_table: "jobs".into(),
         bucket: BucketName::parse("amiforge-test").unwrap(),
@@ -60,8 +73,8 @@ fn app_with_rules(
     let pipeline = Pipeline {
         config,
         jobs: store.clone(),
-        ec2: Ec2::new(mock::ec2(ec2)),
-        manifests: Manifests::new(mock::s3(s3)),
+        ec2: Ec2::new(mock::ec2(&ec2)),
+        manifests: Manifests::new(mock::s3(&s3)),
         kms: Kms::new(mock::kms(&[])),
         region: Some("us-east-1".into()),
     };
@@ -623,4 +636,36 @@ async fn unknown_schedules_are_not_found() {
     let (status, body) = call(&app, request("GET", "/schedules/bad%20name", None)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(fields(&body), ["name"]);
+}
+
+/// A name another image holds is a 409 naming that image, and records nothing.
+#[tokio::test]
+async fn create_with_a_taken_name_is_a_conflict() {
+    let started = start_execution();
+    let taken = mock!(aws_sdk_ec2::Client::describe_images).then_output(|| {
+        DescribeImagesOutput::builder()
+            .images(
+                Image::builder()
+                    .image_id("ami-0e000001")
+                    .name("web-1")
+                    .build(),
+            )
+            .build()
+    });
+    let (app, store) = app(&[&taken], &[&started]);
+    let body = json!({"instance_id": "i-0123abcd", "name": "web-1"});
+
+    let (status, body) = call(&app, request("POST", "/images", Some(body))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ami-0e000001"));
+    assert_eq!(started.num_calls(), 0);
+    assert!(store
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .jobs
+        .is_empty());
 }

@@ -324,6 +324,33 @@ async fn start_of_a_missing_instance_is_not_found_and_takes_nothing() {
     assert!(job.snapshot_ids.is_empty());
 }
 
+/// A name another image holds is refused before any snapshot is taken, naming that image.
+#[tokio::test]
+async fn start_with_a_taken_name_is_a_conflict_and_takes_nothing() {
+    let taken = mock!(aws_sdk_ec2::Client::describe_images).then_output(|| {
+        DescribeImagesOutput::builder()
+            .images(
+                aws_sdk_ec2::types::Image::builder()
+                    .image_id("ami-0e000001")
+                    .name("web-1")
+                    .build(),
+            )
+            .build()
+    });
+    let instances = mock!(aws_sdk_ec2::Client::describe_instances)
+        .then_output(|| DescribeInstancesOutput::builder().build());
+    let create = mock!(aws_sdk_ec2::Client::create_snapshots)
+        .then_output(|| CreateSnapshotsOutput::builder().build());
+    let (pipeline, store) = pipeline(&[&taken, &instances, &create], &[], &[]);
+
+    let err = start(&pipeline, start_input(request())).await.unwrap_err();
+    assert_eq!(err.error_type().as_str(), "AmiForge.Conflict");
+    assert!(err.to_string().contains("ami-0e000001"), "{err}");
+    assert_eq!(instances.num_calls(), 0);
+    assert_eq!(create.num_calls(), 0);
+    assert!(store.get(&job_id()).await.unwrap().snapshot_ids.is_empty());
+}
+
 /// A bad request is refused with every bad field before any EC2 call.
 #[tokio::test]
 async fn start_of_an_invalid_request_lists_every_field_and_calls_nothing() {
