@@ -39,6 +39,10 @@ const ACTION_NAMES: [(&str, &str); 5] = [
     ("s3:HeadBucket", "s3:ListBucket"),
 ];
 
+/// Actions an SDK operation needs besides its own: S3 answers HeadObject of a missing key
+/// with 403 instead of 404 unless the caller may also list the bucket.
+const ALSO_NEEDED: [(&str, &str); 1] = [("s3:HeadObject", "s3:ListBucket")];
+
 /// Actions EC2 cannot scope to a resource, the only ones allowed on `*`.
 fn unscoped_action(action: &str) -> bool {
     action.starts_with("ec2:Describe") || action == "ec2:GetImageBlockPublicAccessState"
@@ -642,6 +646,13 @@ fn actions_called(function: &str) -> BTreeSet<String> {
                 for method in methods_called_on(body, receiver) {
                     for operation in operations.get(&method).into_iter().flatten() {
                         actions.insert(iam_action(service, operation));
+                        let sdk = format!("{service}:{operation}");
+                        actions.extend(
+                            ALSO_NEEDED
+                                .iter()
+                                .filter(|(op, _)| *op == sdk)
+                                .map(|(_, also)| (*also).to_owned()),
+                        );
                     }
                 }
             }
