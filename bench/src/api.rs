@@ -19,8 +19,10 @@ const FIRST_PAGE_TARGET_MS: f64 = 300.0;
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Sequential requests per route for the latency columns.
+    /// Sequential requests of `GET /jobs/{id}` for the latency columns.
     pub requests: usize,
+    /// Sequential requests of `GET /images`, which the emulator makes slow.
+    pub image_requests: usize,
     /// Clients in flight for the throughput column.
     pub concurrency: usize,
     /// How long the throughput run lasts per route.
@@ -63,7 +65,12 @@ pub async fn run(stack: &Stack, options: &Options) -> Result<String> {
             .as_array()
             .map_or_else(|| "-".to_owned(), |a| a.len().to_string());
         let mut samples = Samples::default();
-        for _ in 0..options.requests {
+        let count = if is_images {
+            options.image_requests
+        } else {
+            options.requests
+        };
+        for _ in 0..count {
             let start = Instant::now();
             get(&http, &url).await?;
             samples.push_ms(start.elapsed());
@@ -91,7 +98,7 @@ pub async fn run(stack: &Stack, options: &Options) -> Result<String> {
             target,
         ]);
     }
-    let direct = describe_images_time(stack, options.requests).await?;
+    let direct = describe_images_time(stack, options.image_requests).await?;
     table.row(vec![
         "(DescribeImages, self, MaxResults 25, from the bench)".to_owned(),
         format!("{:.1}", direct.0.median()),
@@ -106,11 +113,13 @@ pub async fn run(stack: &Stack, options: &Options) -> Result<String> {
         "the AWS call behind the page".to_owned(),
     ]);
     Ok(format!(
-        "### HTTP API on the local stack\n\n{} sequential requests per route through \
+        "### HTTP API on the local stack\n\n{} sequential requests of `GET /jobs/{{id}}` and {} of \
+         `GET /images` through \
          `AMIFORGE_ENDPOINT` (the api function behind `cargo lambda watch`, debug build, \
          unsigned), with {} images registered in the emulator; then {} s of requests from {} \
          clients at once.\n\n{}",
         options.requests,
+        options.image_requests,
         options.images,
         options.seconds,
         options.concurrency,

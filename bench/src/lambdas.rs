@@ -36,6 +36,8 @@ pub struct Options {
     pub warm_invokes: usize,
     /// Where the zips and the functions' logs go.
     pub work_dir: PathBuf,
+    /// Only these binaries, when not empty.
+    pub only: Vec<String>,
 }
 
 /// One event kind for one binary.
@@ -165,6 +167,9 @@ pub async fn run(stack: &Stack, options: &Options) -> Result<String> {
     ]);
     let mut zips = std::collections::HashMap::new();
     for case in cases(job_id.as_str()) {
+        if !options.only.is_empty() && !options.only.iter().any(|b| b == case.binary) {
+            continue;
+        }
         let binary = options.bin_dir.join(case.binary);
         if !binary.exists() {
             bail!(

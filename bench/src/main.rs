@@ -46,6 +46,9 @@ enum Command {
         /// Where zips and function logs go.
         #[arg(long, default_value = "/tmp/amiforge-bench")]
         work_dir: PathBuf,
+        /// Only these binaries (comma-separated); all by default.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Builds of the demo instance through the API until SUCCEEDED, split by state.
     E2e {
@@ -55,9 +58,12 @@ enum Command {
     },
     /// `GET /jobs/{id}` and `GET /images` latency and throughput.
     Api {
-        /// Sequential requests per route.
+        /// Sequential requests of `GET /jobs/{id}`.
         #[arg(long, default_value_t = 100)]
         requests: usize,
+        /// Sequential requests of `GET /images` (slow on the emulator).
+        #[arg(long, default_value_t = 10)]
+        image_requests: usize,
         /// Clients in flight for the throughput run.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
@@ -91,6 +97,7 @@ async fn main() -> Result<()> {
             cold_runs,
             warm_invokes,
             work_dir,
+            only,
         } => {
             let stack = Stack::connect().await?;
             let options = lambdas::Options {
@@ -98,18 +105,21 @@ async fn main() -> Result<()> {
                 cold_runs,
                 warm_invokes,
                 work_dir,
+                only,
             };
             lambdas::run(&stack, &options).await?
         }
         Command::E2e { runs } => e2e::run(&Stack::connect().await?, runs).await?,
         Command::Api {
             requests,
+            image_requests,
             concurrency,
             seconds,
             images,
         } => {
             let options = api::Options {
                 requests,
+                image_requests,
                 concurrency,
                 seconds,
                 images,

@@ -26,6 +26,7 @@ struct Counts {
 /// # Errors
 /// When the table cannot be made or a write fails other than by losing a race.
 pub async fn run(stack: &Stack, concurrencies: &[usize], seconds: u64) -> Result<String> {
+    let endpoint = stack.var("AWS_ENDPOINT_URL")?;
     let client = stack.clients().dynamodb;
     let table_name = create_jobs_table(&client).await?;
     let store = Arc::new(DynamoJobStore::new(client, table_name));
@@ -78,7 +79,8 @@ pub async fn run(stack: &Stack, concurrencies: &[usize], seconds: u64) -> Result
     Ok(format!(
         "### Job store\n\nConditional progress updates through `update_job` (GetItem, then \
          PutItem conditioned on the version read; a lost race is retried on fresh data up to 5 \
-         times) against the local stack's DynamoDB (moto), {seconds} s per row.\n\n{}",
+         times) against the local stack's DynamoDB (moto) at `{endpoint}`, {seconds} s per \
+         row.\n\n{}",
         table.render()
     ))
 }
