@@ -31,7 +31,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// State transitions and Step Functions cost per build by snapshot duration (offline).
-    Transitions,
+    Transitions {
+        /// The state machine to walk; the repository's build-image by default.
+        #[arg(long)]
+        asl: Option<PathBuf>,
+    },
     /// Zip size, cold start, warm invoke and peak RSS of each Lambda binary.
     Lambdas {
         /// Where the release binaries are.
@@ -89,9 +93,9 @@ enum Command {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     let table = match cli.command {
-        Command::Transitions => {
-            transitions::run(&repo_root().join("statemachine/build-image.asl.json"))?
-        }
+        Command::Transitions { asl } => transitions::run(
+            &asl.unwrap_or_else(|| repo_root().join("statemachine/build-image.asl.json")),
+        )?,
         Command::Lambdas {
             bin_dir,
             cold_runs,

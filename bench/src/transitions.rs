@@ -107,14 +107,16 @@ pub fn walk(asl: &Value, duration: Duration, bounds: PollBounds) -> Result<Walk>
                 state["Next"].as_str()
             }
             Some("Choice") => {
-                let chosen = state["Choices"]
+                let mut chosen = None;
+                for choice in state["Choices"]
                     .as_array()
                     .context("Choice without Choices")?
-                    .iter()
-                    .find(|c| {
-                        let variable = c["Variable"].as_str().unwrap_or_default();
-                        output.get(variable).map(String::as_str) == c["StringEquals"].as_str()
-                    });
+                {
+                    if matches(choice, &output).with_context(|| format!("{name}"))? {
+                        chosen = Some(choice);
+                        break;
+                    }
+                }
                 chosen.map_or(state["Default"].as_str(), |c| c["Next"].as_str())
             }
             Some("Wait") => {
@@ -140,6 +142,24 @@ pub fn walk(asl: &Value, duration: Duration, bounds: PollBounds) -> Result<Walk>
         checks,
         lag_seconds: (now - started - duration).num_seconds(),
     })
+}
+
+/// Whether a Choice rule holds for a build started by hand (no register, schedule or
+/// retention input), given what the snapshot step answered.
+fn matches(choice: &Value, output: &HashMap<&str, String>) -> Result<bool> {
+    let variable = choice["Variable"]
+        .as_str()
+        .context("a rule without Variable")?;
+    let value = output.get(variable);
+    if let Some(expected) = choice.get("StringEquals") {
+        Ok(value.map(String::as_str) == expected.as_str())
+    } else if let Some(expected) = choice.get("IsPresent") {
+        Ok(Some(value.is_some()) == expected.as_bool())
+    } else if let Some(expected) = choice.get("BooleanEquals") {
+        Ok(value.map(|v| v == "true") == expected.as_bool())
+    } else {
+        bail!("a Choice rule on {variable} this walker does not evaluate: {choice}")
+    }
 }
 
 /// The table for the deployed poll bounds, a fixed 15 s poll, and a longer maximum wait.
@@ -245,5 +265,17 @@ mod tests {
         assert_eq!(w.checks, 3);
         assert_eq!(w.transitions, 2 + 3 * 3 + 2);
         assert_eq!(w.lag_seconds, 0);
+    }
+
+    /// A rule on input a hand-started build does not have is not taken.
+    #[test]
+    fn absent_variables_match_is_present_false_only() {
+        let output = HashMap::new();
+        let present = serde_json::json!({"Variable": "$.register", "IsPresent": true});
+        let absent = serde_json::json!({"Variable": "$.register", "IsPresent": false});
+        let equals = serde_json::json!({"Variable": "$.register", "StringEquals": "x"});
+        assert!(!matches(&present, &output).unwrap());
+        assert!(matches(&absent, &output).unwrap());
+        assert!(!matches(&equals, &output).unwrap());
     }
 }
