@@ -112,7 +112,7 @@ pub fn walk(asl: &Value, duration: Duration, bounds: PollBounds) -> Result<Walk>
                     .as_array()
                     .context("Choice without Choices")?
                 {
-                    if matches(choice, &output).with_context(|| format!("{name}"))? {
+                    if matches(choice, &output).with_context(|| format!("state {name}"))? {
                         chosen = Some(choice);
                         break;
                     }
