@@ -5,11 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amiforge::domain::JobId;
-use amiforge::jobs::{DynamoJobStore, Job, JobKind, JobStore};
 use amiforge_tests::Stack;
 use anyhow::{bail, Result};
-use serde_json::json;
 
 use crate::stats::{verdict, Samples, Table};
 
@@ -40,7 +37,7 @@ pub async fn run(stack: &Stack, options: &Options) -> Result<String> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()?;
-    let job_id = seed_job(stack).await?;
+    let job_id = crate::store::seed_job(stack).await?;
     let routes = [
         ("GET /jobs/{id}", format!("{endpoint}/jobs/{job_id}"), false),
         (
@@ -182,18 +179,4 @@ async fn describe_images_time(stack: &Stack, requests: usize) -> Result<(Samples
         returned = page.images().len();
     }
     Ok((samples, returned))
-}
-
-/// A job record to read.
-async fn seed_job(stack: &Stack) -> Result<JobId> {
-    let store = DynamoJobStore::new(stack.clients().dynamodb, stack.var("AMIFORGE_JOBS_TABLE")?);
-    let id = JobId::parse(&uuid::Uuid::new_v4().to_string())?;
-    let job = Job::new(
-        id.clone(),
-        JobKind::Build,
-        json!({"instance_id": "i-0123456789abcdef0", "name": "bench"}),
-        chrono::Utc::now(),
-    );
-    store.create(&job).await?;
-    Ok(id)
 }

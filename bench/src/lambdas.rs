@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use amiforge::domain::JobId;
-use amiforge::jobs::{DynamoJobStore, Job, JobKind, JobStore};
+use amiforge::jobs::{DynamoJobStore, JobStore};
 use amiforge_tests::Stack;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -154,7 +154,7 @@ struct Measured {
 /// When a binary is missing, cannot be zipped, or never asks for an event.
 pub async fn run(stack: &Stack, options: &Options) -> Result<String> {
     std::fs::create_dir_all(&options.work_dir)?;
-    let job_id = seed_job(stack).await?;
+    let job_id = crate::store::seed_job(stack).await?;
     let aws_ms = get_item_time(stack, &job_id, options.warm_invokes.max(20)).await?;
 
     let mut table = Table::new(&[
@@ -227,20 +227,6 @@ pub async fn run(stack: &Stack, options: &Options) -> Result<String> {
         aws_ms.summary(2),
         table.render()
     ))
-}
-
-/// A job record for the events that read one.
-async fn seed_job(stack: &Stack) -> Result<JobId> {
-    let store = DynamoJobStore::new(stack.clients().dynamodb, stack.var("AMIFORGE_JOBS_TABLE")?);
-    let id = JobId::parse(&uuid::Uuid::new_v4().to_string())?;
-    let job = Job::new(
-        id.clone(),
-        JobKind::Build,
-        json!({"instance_id": "i-0123456789abcdef0", "name": "bench"}),
-        chrono::Utc::now(),
-    );
-    store.create(&job).await?;
-    Ok(id)
 }
 
 /// The time of the AWS call behind `GET /jobs/{id}`, made from here.

@@ -85,7 +85,13 @@ pub async fn run(stack: &Stack, concurrencies: &[usize], seconds: u64) -> Result
     ))
 }
 
-async fn new_job(store: &DynamoJobStore) -> Result<JobId> {
+/// A build job record to read, in the stack's jobs table.
+pub async fn seed_job(stack: &Stack) -> Result<JobId> {
+    let store = DynamoJobStore::new(stack.clients().dynamodb, stack.var("AMIFORGE_JOBS_TABLE")?);
+    create_job(&store).await
+}
+
+async fn create_job(store: &DynamoJobStore) -> Result<JobId> {
     let id = JobId::parse(&uuid::Uuid::new_v4().to_string())?;
     let job = Job::new(
         id.clone(),
@@ -94,6 +100,12 @@ async fn new_job(store: &DynamoJobStore) -> Result<JobId> {
         chrono::Utc::now(),
     );
     store.create(&job).await?;
+    Ok(id)
+}
+
+/// A RUNNING job for writers to update.
+async fn new_job(store: &DynamoJobStore) -> Result<JobId> {
+    let id = create_job(store).await?;
     update_job(store, &id, None, 20, |j| {
         j.status = JobStatus::Running;
         j.progress("snapshot", 0, "snapshots started");

@@ -6,14 +6,13 @@ use sha2::{Digest, Sha256};
 
 use crate::aws::sfn::Executions;
 use crate::contract::{BuildExecutionInput, RegisterExecutionInput};
-use crate::domain::TagKey;
 use crate::domain::{
     BuildRequest, FieldError, InvalidRequest, JobId, RegisterRequest, RegisterSource,
 };
 use crate::error::{AwsErrorKind, StepError};
 use crate::jobs::{update_job, Job, JobKind, JobStatus, JobStore, StoreError};
 use crate::steps::purge::PurgeRequest;
-use crate::steps::{ensure_name_free, Pipeline};
+use crate::steps::{ensure_name_free, image_name_free, Pipeline};
 use crate::Config;
 
 /// The job id a caller's idempotency key stands for: the same key always names the same job.
@@ -31,7 +30,7 @@ pub fn idempotent_job_id(key: &str) -> JobId {
 ///
 /// # Errors
 /// [`StepError::Invalid`] listing every bad field, or naming the idempotency key reused with
-/// another request; [`StepError::BadEvent`] when no build state machine is configured; a store
+/// another request; [`StepError::NotConfigured`] when no build state machine is configured; a store
 /// or AWS error.
 pub async fn start_build(
     config: &Config,
@@ -79,25 +78,6 @@ pub async fn check_name(
     ensure_name_free(pipeline, &spec, job.as_ref()).await
 }
 
-/// Refuses a name an image already holds, unless the image is `job`'s.
-pub(crate) async fn image_name_free(
-    pipeline: &Pipeline,
-    name: &str,
-    job: Option<&JobId>,
-) -> Result<(), StepError> {
-    let images = pipeline.ec2.images_named(name).await?;
-    let held = images.into_iter().find(|i| {
-        job.is_none_or(|j| i.tags.get(TagKey::JOB_ID).map(String::as_str) != Some(j.as_str()))
-    });
-    match held {
-        Some(image) => Err(StepError::NameTaken {
-            name: name.to_owned(),
-            image_id: image.image_id.to_string(),
-        }),
-        None => Ok(()),
-    }
-}
-
 /// Validates a request to register an existing manifest, checks that the manifest is there
 /// (an amiforge manifest must also pass its digest) and that its bucket is in the pipeline's
 /// region, then records a QUEUED register job and starts the build execution, which goes
@@ -106,7 +86,7 @@ pub(crate) async fn image_name_free(
 /// # Errors
 /// [`StepError::Invalid`] naming each bad field, a missing manifest or a bucket elsewhere;
 /// [`StepError::Manifest`] for an amiforge manifest that fails its digest;
-/// [`StepError::BadEvent`] when no build state machine is configured; a store or AWS error.
+/// [`StepError::NotConfigured`] when no build state machine is configured; a store or AWS error.
 pub async fn start_register(
     pipeline: &Pipeline,
     executions: &Executions,
@@ -175,7 +155,7 @@ pub async fn start_register(
 /// Validates a purge request, records a QUEUED purge job and starts the purge execution.
 ///
 /// # Errors
-/// [`StepError::Invalid`] naming each bad image id; [`StepError::BadEvent`] when no purge
+/// [`StepError::Invalid`] naming each bad image id; [`StepError::NotConfigured`] when no purge
 /// state machine is configured; a store or AWS error.
 pub async fn start_purge(
     config: &Config,
@@ -201,11 +181,10 @@ pub async fn start_purge(
     .await
 }
 
-fn state_machine<'a>(arn: Option<&'a str>, variable: &str) -> Result<&'a str, StepError> {
-    arn.ok_or_else(|| {
-        StepError::BadEvent(format!(
-            "{variable} is not set, so this job cannot be started"
-        ))
+fn state_machine<'a>(arn: Option<&'a str>, variable: &'static str) -> Result<&'a str, StepError> {
+    arn.ok_or(StepError::NotConfigured {
+        variable,
+        what: "this job cannot be started",
     })
 }
 

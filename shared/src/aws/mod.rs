@@ -85,4 +85,22 @@ pub mod mock {
     mock_client_of!(events, aws_sdk_eventbridge);
     mock_client_of!(sfn, aws_sdk_sfn);
     mock_client_of!(dynamodb, aws_sdk_dynamodb);
+
+    /// DescribeImages finding nothing: no image holds the name asked about.
+    pub fn no_images() -> Rule {
+        aws_smithy_mocks::mock!(aws_sdk_ec2::Client::describe_images).then_output(|| {
+            aws_sdk_ec2::operation::describe_images::DescribeImagesOutput::builder().build()
+        })
+    }
+
+    /// HeadObject finding nothing: no object at the path asked about.
+    pub fn no_object() -> Rule {
+        aws_smithy_mocks::mock!(aws_sdk_s3::Client::head_object).then_error(|| {
+            aws_sdk_s3::operation::head_object::HeadObjectError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("NotFound")
+                    .build(),
+            )
+        })
+    }
 }

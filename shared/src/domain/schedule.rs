@@ -588,15 +588,14 @@ impl ScheduleRequest {
         };
         self.retention.check(&mut checker);
 
-        // Every other field as a build would check it, with a name the template renders.
-        let sample = ImageName::parse("scheduled-image").ok();
+        // Every other field as a build would check it; the name is the template's, checked above.
         let build = BuildRequest {
-            name: sample.map(|n| n.to_string()).unwrap_or_default(),
+            name: "scheduled-image".to_owned(),
             ..self.build_request_unnamed()
         };
         if let Err(InvalidRequest(errors)) = build.validate(bucket, prefix) {
             for error in errors {
-                checker.check::<()>(&error.field.clone(), Err(error));
+                checker.reject(&error.field, error.message);
             }
         }
         checker.finish()?;

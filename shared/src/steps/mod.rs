@@ -18,7 +18,7 @@ use crate::aws::s3::Manifests;
 use crate::aws::Clients;
 use crate::config::Config;
 use crate::domain::{
-    BuildRequest, BuildSpec, JobId, ManifestPath, RegisterRequest, RegisterSpec, Sharing,
+    BuildRequest, BuildSpec, JobId, ManifestPath, RegisterRequest, RegisterSpec, Sharing, TagKey,
 };
 use crate::error::StepError;
 use crate::jobs::{update_job, DynamoJobStore, Job, JobKind, JobStore};
@@ -137,7 +137,7 @@ pub async fn ensure_name_free(
     job: Option<&JobId>,
 ) -> Result<(), StepError> {
     let name = spec.name.as_str();
-    crate::builds::image_name_free(pipeline, name, job).await?;
+    image_name_free(pipeline, name, job).await?;
     let path = ManifestPath::new(spec.bucket.clone(), spec.prefix.manifest_key(&spec.name));
     if pipeline.manifests.exists(&path).await? {
         if let Ok(existing) = pipeline.manifests.get(&path).await {
@@ -150,6 +150,28 @@ pub async fn ensure_name_free(
         }
     }
     Ok(())
+}
+
+/// Refuses a name an image already holds, unless the image is `job`'s.
+///
+/// # Errors
+/// [`StepError::NameTaken`] naming the image; an AWS error.
+pub async fn image_name_free(
+    pipeline: &Pipeline,
+    name: &str,
+    job: Option<&JobId>,
+) -> Result<(), StepError> {
+    let images = pipeline.ec2.images_named(name).await?;
+    let held = images.into_iter().find(|i| {
+        job.is_none_or(|j| i.tags.get(TagKey::JOB_ID).map(String::as_str) != Some(j.as_str()))
+    });
+    match held {
+        Some(image) => Err(StepError::NameTaken {
+            name: name.to_owned(),
+            image_id: image.image_id.to_string(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Now, as job records write it.
@@ -197,17 +219,7 @@ pub(crate) mod testing {
         let store = Arc::new(MemoryJobStore::default());
         // Answers for what a test does not set up itself: no image of the name, no manifest
         // at the path. A test's own rules come first and win.
-        let no_images =
-            aws_smithy_mocks::mock!(aws_sdk_ec2::Client::describe_images).then_output(|| {
-                aws_sdk_ec2::operation::describe_images::DescribeImagesOutput::builder().build()
-            });
-        let no_object = aws_smithy_mocks::mock!(aws_sdk_s3::Client::head_object).then_error(|| {
-            aws_sdk_s3::operation::head_object::HeadObjectError::generic(
-                aws_smithy_types::error::ErrorMetadata::builder()
-                    .code("NotFound")
-                    .build(),
-            )
-        });
+        let (no_images, no_object) = (mock::no_images(), mock::no_object());
         let ec2: Vec<&Rule> = ec2.iter().copied().chain([&no_images]).collect();
         let s3: Vec<&Rule> = s3.iter().copied().chain([&no_object]).collect();
         let pipeline = Pipeline {

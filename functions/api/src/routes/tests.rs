@@ -44,15 +44,7 @@ fn app_with_rules(
     let store = Arc::new(MemoryJobStore::default());
     // Answers for what a test does not set up itself: no image of the name, no object at the
     // path. A test's own rules come first and win.
-    let no_images = mock!(aws_sdk_ec2::Client::describe_images)
-        .then_output(|| DescribeImagesOutput::builder().build());
-    let no_object = mock!(aws_sdk_s3::Client::head_object).then_error(|| {
-        aws_sdk_s3::operation::head_object::HeadObjectError::generic(
-            aws_smithy_types::error::ErrorMetadata::builder()
-                .code("NotFound")
-                .build(),
-        )
-    });
+    let (no_images, no_object) = (mock::no_images(), mock::no_object());
     let ec2: Vec<&Rule> = ec2.iter().copied().chain([&no_images]).collect();
     let s3: Vec<&Rule> = s3.iter().copied().chain([&no_object]).collect();
     let config = Config {
